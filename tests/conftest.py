@@ -1,0 +1,3 @@
+"""Shared test configuration. The envtest fixtures come from kpack_core.envtest.pytest_plugin (pyproject)."""
+
+pytest_plugins = ["pytester"]
