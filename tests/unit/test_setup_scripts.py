@@ -56,3 +56,40 @@ def test_complete_assets_directory_is_printed(tmp_path: Path) -> None:
     result = _run(script, {"PATH": "/usr/bin:/bin", "KUBEBUILDER_ASSETS": str(assets)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(assets)
+
+
+def test_missing_debian_package_without_root_names_the_package() -> None:
+    script = REPO / "hack" / "install-packages.sh"
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "bash",
+            str(script),
+            "git",
+            "no-such-package-kpack",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "missing Debian packages: no-such-package-kpack" in result.stderr
+    assert "apt-get install -y no-such-package-kpack" in result.stderr
+    assert "git" not in result.stderr.split("missing Debian packages:")[1].split("\n")[0]
+
+
+def test_installed_packages_need_nothing() -> None:
+    result = subprocess.run(
+        ["bash", str(REPO / "hack" / "install-packages.sh"), "git"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
