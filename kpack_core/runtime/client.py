@@ -242,7 +242,10 @@ class Client:
         while True:
             page: JSON = await self.request("GET", resource.path(namespace), query=query, target=target)
             metadata = page.get("metadata") or {}
-            yield page.get("items") or [], str(metadata.get("resourceVersion", ""))
+            items = page.get("items") or []
+            del page  # hold one page at a time: the next request must not find the last one still alive
+            yield items, str(metadata.get("resourceVersion", ""))
+            del items
             token = metadata.get("continue")
             if not token:
                 return

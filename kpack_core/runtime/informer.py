@@ -274,12 +274,8 @@ class Informer:
         ):
             self.last_activity = self.clock.now()
             version = page_version
-            for obj in page:
-                obj.setdefault("apiVersion", self.resource.api_version)
-                obj.setdefault("kind", self.resource.kind)
-                key = object_key(obj)
-                seen.add(key)
-                self._upsert(key, obj, initial)
+            self._apply_page(page, seen, initial)
+            del page  # so the next page is fetched with this one already freed
         known = self.store.keys()
         for key in [k for k in known if k not in seen]:
             old = self.store.delete(key)
@@ -290,6 +286,14 @@ class Informer:
             self.relists += 1
         self._healthy()
         self._synced.set()
+
+    def _apply_page(self, page: builtins.list[JSON], seen: set[str], initial: bool) -> None:
+        for obj in page:
+            obj.setdefault("apiVersion", self.resource.api_version)
+            obj.setdefault("kind", self.resource.kind)
+            key = object_key(obj)
+            seen.add(key)
+            self._upsert(key, obj, initial)
 
     async def _watch(self) -> None:
         low, high = self.options.watch_timeout

@@ -145,7 +145,9 @@ class Store:
 
     def put(self, key: str, obj: JSON, raw: bytes | None = None) -> JSON | None:
         """Store `obj` (its JSON `raw` when the caller already has it) and return the previous object, if any."""
-        encoded = raw if raw is not None else orjson.dumps(obj)
+        # orjson leaves its doubling buffer's spare capacity in the bytes it returns (a 3.3 KB object can hold 8 KB);
+        # a copy through memoryview is exact-size (bytes(b) would return b itself).
+        encoded = bytes(memoryview(raw if raw is not None else orjson.dumps(obj)))
         key = sys.intern(key)  # the dict and every index set then share one string per key
         old_raw = self._items.get(key)
         old = None

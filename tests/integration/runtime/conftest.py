@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest_asyncio
 
 from kpack_core.envtest import ControlPlane
+from kpack_core.envtest.crds import schemaless_crd
 from kpack_core.runtime import errors
 from kpack_core.runtime.client import Client
 from kpack_core.runtime.informer import DeletedFinalStateUnknown, Informer, InformerOptions
@@ -21,33 +22,7 @@ from kpack_core.runtime.store import JSON, object_key
 
 WIDGETS = Resource("test.kpack.io", "v1", "widgets", "Widget")
 
-WIDGET_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.test.kpack.io"},
-    "spec": {
-        "group": "test.kpack.io",
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
+WIDGET_CRD = schemaless_crd(WIDGETS.group, WIDGETS.version, WIDGETS.plural, WIDGETS.kind)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
