@@ -28,6 +28,7 @@ from kpack_core.runtime.cache import Cache
 from kpack_core.runtime.client import Client
 from kpack_core.runtime.clock import REAL_CLOCK, Clock
 from kpack_core.runtime.controller import Controller
+from kpack_core.runtime.events import EventRecorder
 from kpack_core.runtime.healthz import Check, Checks, caches_synced, watch_health
 from kpack_core.runtime.informer import InformerOptions
 from kpack_core.runtime.leaderelection import LeaderElectionConfig, LeaderElector, LeadershipLost
@@ -77,9 +78,17 @@ class Manager:
         self.metrics_port: int | None = None
         self.health_port: int | None = None
         self._signals = 0
+        self._recorders: dict[str, EventRecorder] = {}
 
     def add_controller(self, controller: Controller) -> None:
         self.controllers.append(controller)
+
+    def event_recorder(self, component: str) -> EventRecorder:
+        """An EventRecorder for `component`, started with the manager and flushed when it stops."""
+        recorder = self._recorders.get(component)
+        if recorder is None:
+            recorder = self._recorders[component] = EventRecorder(self.client, component, clock=self.clock)
+        return recorder
 
     def add_healthz_check(self, name: str, check: Check) -> None:
         self.healthz.add(name, check)
@@ -112,6 +121,8 @@ class Manager:
         holding: asyncio.Task[None] | None = None
         try:
             await self._start_servers()
+            for recorder in self._recorders.values():
+                recorder.start()
             self.cache.start()
             await self._until_stopped(self.cache.wait_for_sync(self.options.cache_sync_timeout))
             if self._stop.is_set():
@@ -171,6 +182,8 @@ class Manager:
         election = self.options.leader_election
         if release and self.elector is not None and self.elector.is_leader and election and election.release_on_cancel:
             await self.elector.release()
+        for recorder in self._recorders.values():
+            await recorder.close()
         await self.cache.stop()
         await self._stop_servers()
         log.info("manager stopped", drained=drained)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kpack_core.envtest import ControlPlane
@@ -19,7 +20,7 @@ from kpack_core.runtime.informer import InformerOptions
 from kpack_core.runtime.leaderelection import LeaderElectionConfig
 from kpack_core.runtime.manager import Manager, ManagerOptions
 from kpack_core.runtime.reconcile import Request, Result
-from kpack_core.runtime.resource import CONFIGMAPS, LEASES
+from kpack_core.runtime.resource import CONFIGMAPS, EVENTS, LEASES, Resource
 from tests.integration.runtime.conftest import kubeconfig_via
 from tests.integration.runtime.proxy import FaultyProxy
 
@@ -269,3 +270,84 @@ async def test_healthz_fails_while_the_watch_is_broken(
         finally:
             manager.stop()
             assert await asyncio.wait_for(running, 30) == 0
+
+
+async def test_a_leader_that_cannot_renew_stops_at_once_and_exits_non_zero(
+    control_plane: ControlPlane, client: Client, namespace: str, tmp_path: Path
+) -> None:
+    proxy = FaultyProxy("127.0.0.1", control_plane.port)
+    path = kubeconfig_via(control_plane, proxy.port, tmp_path / "kubeconfig")
+    election = LeaderElectionConfig(
+        "cut-off", namespace, identity="cut-off-leader", lease_duration=4, renew_deadline=2, retry_period=0.5
+    )
+    async with proxy, await Client.from_kubeconfig(str(path)) as proxied:
+        options = ManagerOptions(metrics_bind_address=None, leader_election=election)
+        manager = Manager(proxied, options)
+        controller = Controller("cut-off", CountingReconciler())
+        controller.watch_for(manager.cache.informer(CONFIGMAPS, namespace=namespace))
+        manager.add_controller(controller)
+        running = asyncio.create_task(manager.run())
+        await wait_until(lambda: controller.started, 30, "leadership")
+        proxy.sever()
+        severed_at = time.monotonic()
+        assert await asyncio.wait_for(running, 30) == 1
+        stopped_after = time.monotonic() - severed_at
+        # It gives up within the renew deadline (plus a retry period and a request timeout's slack), strictly
+        # before the lease could be considered expired by a standby.
+        assert stopped_after < election.lease_duration + 2, f"stopped {stopped_after:.1f} s after the cut"
+        assert not controller.started
+        lease = await client.get(LEASES, "cut-off", namespace)
+        assert lease["spec"]["holderIdentity"] == "cut-off-leader", "a lost lease must not be released"
+
+
+class EventingReconciler:
+    def __init__(self, manager: Manager) -> None:
+        self.manager = manager
+        self.recorder = manager.event_recorder("eventing-test")
+
+    async def reconcile(self, request: Request) -> Result:
+        obj = self.manager.cache.get(CONFIGMAPS, request.name, request.namespace)
+        if obj is not None:
+            self.recorder.event(obj, "Normal", "Seen", f"reconciled {request}")
+        return Result()
+
+
+async def test_event_recorders_run_with_the_manager(client: Client, namespace: str) -> None:
+    manager = Manager(client, ManagerOptions(metrics_bind_address=None))
+    controller = Controller("eventing-test", EventingReconciler(manager))
+    controller.watch_for(manager.cache.informer(CONFIGMAPS, namespace=namespace))
+    manager.add_controller(controller)
+    await client.create(CONFIGMAPS, {"metadata": {"name": "noticed", "namespace": namespace}})
+    running = asyncio.create_task(manager.run())
+    await wait_until(lambda: controller.started, 30, "start")
+    await asyncio.sleep(0.5)
+    manager.stop()
+    assert await asyncio.wait_for(running, 30) == 0
+    events = await client.list(EVENTS, namespace)
+    seen = [e for e in events.items if e["involvedObject"]["name"] == "noticed"]
+    assert [e["reason"] for e in seen] == ["Seen"]
+    assert seen[0]["source"]["component"] == "eventing-test"
+
+
+async def test_not_ready_until_synced_and_a_cache_that_never_syncs_fails_the_start(
+    client: Client, namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = Resource("nope.kpack.io", "v1", "nopes", "Nope")
+    options = ManagerOptions(
+        metrics_bind_address=None,
+        health_probe_bind_address="127.0.0.1:0",
+        cache_sync_timeout=3,
+        informer=InformerOptions(backoff_initial=0.1, backoff_max=0.5),
+    )
+    manager = Manager(client, options)
+    controller = Controller("never-synced", CountingReconciler())
+    controller.watch_for(manager.cache.informer(missing, namespace=namespace))
+    manager.add_controller(controller)
+    running = asyncio.create_task(manager.run())
+    await wait_until(lambda: manager.health_port is not None, 10, "the probe server")
+    status, text = await get(f"http://127.0.0.1:{manager.health_port}/readyz?verbose")
+    assert status == 500
+    assert "caches not synced: nopes.nope.kpack.io" in text
+    assert await asyncio.wait_for(running, 30) == 1
+    assert not controller.started
+    assert "did not sync within 3 s" in capsys.readouterr().out
