@@ -67,9 +67,6 @@ class Controller:
         self.informers: list[Informer] = []
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._reconcile_total = {
             result: metrics.RECONCILE_TOTAL.labels(controller=name, result=result)
             for result in metrics.RECONCILE_RESULTS
@@ -164,37 +161,43 @@ class Controller:
         started = self.clock.now()
         reconcile_id = str(uuid.uuid4())
         with bind_reconcile(self.name, request.namespace or "", request.name, reconcile_id):
+            deadline = asyncio.timeout(self.reconcile_timeout)
             try:
-                if self.reconcile_timeout is not None:
-                    async with asyncio.timeout(self.reconcile_timeout):
-                        result = await self.reconciler.reconcile(request)
-                else:
+                async with deadline:
                     result = await self.reconciler.reconcile(request)
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the worker itself is being cancelled (stop after the grace period)
+                # A cancellation from inside the reconcile (a shared task someone cancelled) is its failure.
+                self._failed(request, exc)
             except TerminalError as exc:
                 self._count_error()
                 self._terminal.inc()
                 self.queue.forget(request)
                 log.error("reconcile failed permanently; not requeued", error=str(exc))
-            except TimeoutError:
-                self._count_error()
-                self._timeouts.inc()
-                self.queue.add_rate_limited(request)
-                log.error("reconcile timed out; requeued with backoff", timeout=self.reconcile_timeout)
             except Exception as exc:
-                self._count_error()
-                self.queue.add_rate_limited(request)
-                log.error(
-                    "reconcile failed; requeued with backoff",
-                    error=f"{type(exc).__name__}: {exc}",
-                    requeues=self.queue.num_requeues(request),
-                    exc_info=not isinstance(exc, errors.ApiError | errors.TransportError),
-                )
+                if isinstance(exc, TimeoutError) and deadline.expired():
+                    self._count_error()
+                    self._timeouts.inc()
+                    self.queue.add_rate_limited(request)
+                    log.error("reconcile timed out; requeued with backoff", timeout=self.reconcile_timeout)
+                else:
+                    self._failed(request, exc)
             else:
                 self._settle(request, result)
             finally:
                 self._time.observe(self.clock.now() - started)
+
+    def _failed(self, request: Request, exc: BaseException) -> None:
+        self._count_error()
+        self.queue.add_rate_limited(request)
+        log.error(
+            "reconcile failed; requeued with backoff",
+            error=f"{type(exc).__name__}: {exc}",
+            requeues=self.queue.num_requeues(request),
+            exc_info=not isinstance(exc, errors.ApiError | errors.TransportError | asyncio.CancelledError),
+        )
 
     def _count_error(self) -> None:
         self._reconcile_total["error"].inc()
