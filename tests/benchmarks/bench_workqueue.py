@@ -113,4 +113,4 @@ async def test_workqueue_add_get_done() -> None:
         await median_rate(workqueue_round)  # warm-up
         bare = await median_rate(bare_round)
         ours = await median_rate(workqueue_round)
-    print(f"\nbench: workqueue_add_get_done: {ours:,.0f} keys/s ({ours / bare:.2f} × bare asyncio dedup queue)")  # noqa: RUF001
+    print(f"\nbench: workqueue_add_get_done: {ours:.0f} keys/s ({ours / bare:.2f} × bare asyncio dedup queue)")  # noqa: RUF001
