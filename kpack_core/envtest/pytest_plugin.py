@@ -24,6 +24,7 @@ from kpack_core.envtest.gitserver import GitServer
 from kpack_core.envtest.kubelet import Kubelet
 from kpack_core.envtest.registry import Registry, RegistryAuth
 from kpack_core.envtest.server import Server
+from kpack_core.runtime.client import Client
 
 
 async def _checked(server: Server, name: str) -> AsyncIterator[None]:
@@ -65,6 +66,13 @@ async def api_client(control_plane: ControlPlane) -> AsyncIterator[k8s_client.Ap
     api = await k8s_config.new_client_from_config(config_file=str(control_plane.kubeconfig_path))
     async with api:
         yield api
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(control_plane: ControlPlane) -> AsyncIterator[Client]:
+    """A kpack_core runtime Client authenticated as the admin (`system:masters`)."""
+    async with await Client.from_kubeconfig(str(control_plane.kubeconfig_path)) as kube:
+        yield kube
 
 
 def _namespace_name(node_name: str) -> str:

@@ -1,5 +1,5 @@
-"""Fixtures for the runtime's integration tests: a kpack_core Client as admin and a test CRD with a status
-subresource."""
+"""Fixtures for the runtime's integration tests: a test CRD with a status subresource, an apiserver without watch
+cache, a fault-injecting proxy route and a recording event handler. (`client` comes from the envtest plugin.)"""
 
 from __future__ import annotations
 
@@ -23,13 +23,6 @@ from kpack_core.runtime.store import JSON, object_key
 WIDGETS = Resource("test.kpack.io", "v1", "widgets", "Widget")
 
 WIDGET_CRD = schemaless_crd(WIDGETS.group, WIDGETS.version, WIDGETS.plural, WIDGETS.kind)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def client(control_plane: ControlPlane) -> AsyncIterator[Client]:
-    """A kpack_core Client authenticated as the envtest admin."""
-    async with await Client.from_kubeconfig(str(control_plane.kubeconfig_path)) as c:
-        yield c
 
 
 @pytest_asyncio.fixture(loop_scope="session")
