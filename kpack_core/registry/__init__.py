@@ -1,0 +1,57 @@
+"""OCI distribution client: references, manifests and indexes, blobs and mounts, anonymous/basic/bearer auth.
+
+`RegistryClient` is the entry point; `parse_reference` turns text into a normalised `Reference`; credentials come
+from a `Keychain` (`StaticKeychain` for now; Kubernetes-secret keychains build on the same protocol).
+"""
+
+from kpack_core.registry.auth import ANONYMOUS, Challenge, Credentials, Keychain, StaticKeychain, parse_challenges
+from kpack_core.registry.client import BlobPush, RegistryClient
+from kpack_core.registry.digest import compute_digest, sha256_digest
+from kpack_core.registry.errors import (
+    BlobUnknownError,
+    DeniedError,
+    DigestMismatchError,
+    InvalidReferenceError,
+    ManifestUnknownError,
+    NameUnknownError,
+    NotFoundError,
+    RegistryError,
+    TransientError,
+    UnauthorizedError,
+)
+from kpack_core.registry.manifest import Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform, RawManifest
+from kpack_core.registry.reference import Reference, parse_reference
+from kpack_core.registry.transport import RegistryOptions, RetryPolicy
+
+__all__ = [
+    "ANONYMOUS",
+    "BlobPush",
+    "BlobUnknownError",
+    "Challenge",
+    "Credentials",
+    "DeniedError",
+    "Descriptor",
+    "DigestMismatchError",
+    "ImageConfig",
+    "ImageIndex",
+    "ImageManifest",
+    "InvalidReferenceError",
+    "Keychain",
+    "ManifestUnknownError",
+    "NameUnknownError",
+    "NotFoundError",
+    "Platform",
+    "RawManifest",
+    "Reference",
+    "RegistryClient",
+    "RegistryError",
+    "RegistryOptions",
+    "RetryPolicy",
+    "StaticKeychain",
+    "TransientError",
+    "UnauthorizedError",
+    "compute_digest",
+    "parse_challenges",
+    "parse_reference",
+    "sha256_digest",
+]

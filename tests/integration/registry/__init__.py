@@ -1,0 +1,1 @@
+"""Integration tests of kpack_core.registry against the real envtest registries."""
