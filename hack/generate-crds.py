@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Writes config/crds/<plural>.kpack.io.yaml from the API models (kpack_core.apis.kinds).
+"""Writes config/crds/<plural>.kpack.io.yaml and docs/api.md from the API models (kpack_core.apis.kinds).
 
-    hack/generate-crds.py           regenerate the files
-    hack/generate-crds.py --check   exit 1, naming the files, when the checked-in CRDs differ from the models
+hack/generate-crds.py           regenerate the files
+hack/generate-crds.py --check   exit 1, naming the files, when the checked-in CRDs differ from the models
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import yaml
+from kpack_core.apis.kinds import KINDS
 
 from kpack_core.apis.crdgen import crds
-from kpack_core.apis.kinds import KINDS
+from kpack_core.apis.docgen import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "config" / "crds"
@@ -25,8 +26,13 @@ def render(manifest: dict[str, object]) -> str:
     return HEADER + yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False, width=120)
 
 
+API_DOC = ROOT / "docs" / "api.md"
+
+
 def expected() -> dict[Path, str]:
-    return {TARGET / f"{m['metadata']['name']}.yaml": render(m) for m in crds(KINDS)}  # type: ignore[index]
+    files = {TARGET / f"{m['metadata']['name']}.yaml": render(m) for m in crds(KINDS)}  # type: ignore[index]
+    files[API_DOC] = reference(KINDS)
+    return files
 
 
 def main() -> int:
@@ -35,7 +41,7 @@ def main() -> int:
     args = parser.parse_args()
     wanted = expected()
     present = set(TARGET.glob("*.yaml")) if TARGET.exists() else set()
-    stale = sorted(p for p in present if p not in wanted)
+    stale = sorted(p for p in present if p not in wanted)  # only CRD files can be stale
     changed = sorted(p for p, text in wanted.items() if not p.exists() or p.read_text() != text)
     if args.check:
         for path in changed:
@@ -44,6 +50,7 @@ def main() -> int:
             print(f"{path.relative_to(ROOT)} belongs to no kind; run hack/generate-crds.py", file=sys.stderr)
         return 1 if changed or stale else 0
     TARGET.mkdir(parents=True, exist_ok=True)
+    API_DOC.parent.mkdir(parents=True, exist_ok=True)
     for path in stale:
         path.unlink()
     for path in changed:
