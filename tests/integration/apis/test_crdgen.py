@@ -17,6 +17,7 @@ from kpack_core.runtime import errors
 from kpack_core.runtime.client import Client
 from kpack_core.runtime.resource import CUSTOM_RESOURCE_DEFINITIONS, Resource
 from tests.integration.apis.toy_models import Gadget, OldGadget
+from tests.integration.kubectl import kubectl
 
 GADGETS = KindInfo(
     kind="Gadget",
@@ -76,12 +77,6 @@ async def test_apiserver_accepts_and_serves_generated_crd(
         await client.create(
             gadgets, {**body, "metadata": {"name": "h"}, "spec": {"tag": "x", "limit": "many"}}, namespace
         )
-    process = await asyncio.create_subprocess_exec(
-        str(control_plane.binaries.kubectl), "--kubeconfig", str(control_plane.kubeconfig_path),
-        "explain", "gadgets.spec.cache", "--api-version=kpack.io/v1alpha2",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await process.communicate()
-    assert process.returncode == 0, out.decode()
-    assert "The build cache." in out.decode()
-    assert "How big the cache volume is." in out.decode()
+    out = await kubectl(control_plane, "explain", "gadgets.spec.cache", "--api-version=kpack.io/v1alpha2")
+    assert "The build cache." in out
+    assert "How big the cache volume is." in out
