@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import yaml
-from kpack_core.apis.kinds import KINDS
 
 from kpack_core.apis.crdgen import crds
 from kpack_core.apis.docgen import reference
+from kpack_core.apis.kinds import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "config" / "crds"

@@ -1,0 +1,46 @@
+"""The kinds the kpack webhooks serve: every kpack.io kind of `kpack_core.apis.kinds`, converted losslessly
+through the v1alpha2 hub, defaulted and validated in both versions.
+
+Defaulting here runs without knowing whether the cluster has a default StorageClass, so the Image cache-volume
+default (which kpack applied only with one) is not applied at admission.
+"""
+
+from __future__ import annotations
+
+from kpack_core.apis import errors as api_errors
+from kpack_core.apis.base import GROUP, JSON
+from kpack_core.apis.conversion import ConversionError as ApiConversionError
+from kpack_core.apis.kinds import KINDS, convert_object, default_object, validate_object
+from kpack_webhooks.handlers import ConversionError, KindInfo, Registry
+
+
+class KpackKindHandlers:
+    """Conversion, defaulting and validation of the kpack.io kinds, by their JSON."""
+
+    def convert(self, obj: JSON, desired_api_version: str) -> JSON:
+        try:
+            return convert_object(obj, desired_api_version)
+        except ApiConversionError as exc:
+            raise ConversionError(str(exc)) from exc
+
+    def default(self, obj: JSON, *, operation: str) -> JSON:
+        try:
+            defaulted = default_object(obj)
+        except api_errors.ValidationFailed:
+            return obj  # unparseable: nothing to default; validation names every problem
+        # Defaulting must not drop what the model does not know: keep metadata verbatim.
+        defaulted["metadata"] = obj.get("metadata", {})
+        return defaulted
+
+    def validate(self, obj: JSON, old: JSON | None, *, operation: str, username: str | None = None) -> list[str]:
+        found = validate_object(obj, old if operation == "UPDATE" else None, username=username)
+        return [str(error).replace("\n", " ") for error in found]
+
+
+def registry() -> Registry:
+    """A new registry holding every kind served by `python -m kpack_webhooks`."""
+    kinds = Registry()
+    handlers = KpackKindHandlers()
+    for info in KINDS:
+        kinds.register(KindInfo(GROUP, info.kind, info.plural, tuple(info.models)), handlers)
+    return kinds
