@@ -40,6 +40,7 @@ from kpack_webhooks.handlers import Registry
 from kpack_webhooks.install import MissingCRDError, register, unregister
 from kpack_webhooks.registration import DEFAULTING_WEBHOOK, VALIDATION_WEBHOOK, UrlTarget
 from kpack_webhooks.server import ServerOptions, ServingCertificate, WebhookServer
+from kpack_webhooks.storageclasses import DefaultStorageClass
 
 log = structlog.get_logger("kpack_webhooks")
 
@@ -104,10 +105,17 @@ async def _serve_metrics(port: int) -> web.AppRunner:
 class Webhooks:
     """The running process: certificates, server and (local mode) registration."""
 
-    def __init__(self, args: argparse.Namespace, client: Client, registry: Registry) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        client: Client,
+        registry: Registry,
+        storage: DefaultStorageClass | None = None,
+    ) -> None:
         self.args = args
         self.client = client
         self.registry = registry
+        self.storage = storage
         extra_hosts = LOCAL_HOSTS if args.local else ()
         self.certificates = CertificateManager(
             client,
@@ -137,6 +145,8 @@ class Webhooks:
         await self.serving.load(certificates.server_cert_pem, certificates.server_key_pem)
 
     async def start(self) -> None:
+        if self.storage is not None:
+            await self.storage.start(self.client)  # before serving: answers must not flip once synced
         if self.args.local:
             certificates = await self.certificates.ensure()
             target = UrlTarget(f"https://127.0.0.1:{self.args.port}")
@@ -148,6 +158,8 @@ class Webhooks:
         """Stop serving; in local mode also remove the admission configurations (failures are logged: stopping
         must go on)."""
         await self.server.stop()
+        if self.storage is not None:
+            await self.storage.stop()
         if self.args.local:
             try:
                 await unregister(self.client)
@@ -163,7 +175,8 @@ async def run(args: argparse.Namespace, registry: Registry | None = None, stop: 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    registry = registry if registry is not None else kinds.registry()
+    storage = DefaultStorageClass() if registry is None else None
+    registry = registry if registry is not None else kinds.registry(storage or (lambda: False))
     if not len(registry):
         log.warning("no kinds registered: every review will be refused")
     async with contextlib.AsyncExitStack() as stack:
@@ -172,7 +185,7 @@ async def run(args: argparse.Namespace, registry: Registry | None = None, stop: 
                 stack.push_async_callback((await _serve_metrics(args.metrics_port)).cleanup)
             client = await _client(args.kubeconfig)
             stack.push_async_callback(client.close)
-            webhooks = Webhooks(args, client, registry)
+            webhooks = Webhooks(args, client, registry, storage)
             stack.push_async_callback(webhooks.stop)
             await webhooks.start()
         except MissingCRDError as exc:

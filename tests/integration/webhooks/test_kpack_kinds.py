@@ -20,13 +20,19 @@ from kpack_core.envtest import ControlPlane
 from kpack_core.runtime import errors
 from kpack_core.runtime.client import Client
 from kpack_core.runtime.resource import CUSTOM_RESOURCE_DEFINITIONS, Resource
-from kpack_webhooks import kinds
 from kpack_webhooks.__main__ import EXIT_OK, parse_args, run
+from kpack_webhooks.storageclasses import DEFAULT_CLASS_ANNOTATION, STORAGE_CLASSES
 from tests.integration.kubectl import kubectl
 from tests.integration.webhooks.conftest import eventually
 
 SEEDS = Path(__file__).resolve().parents[3].parent / "shared" / "spec" / "seed-manifests"
 ROOT = Path(__file__).resolve().parents[3]
+
+
+DEFAULT_CLASS = {
+    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "example.com/none",
+    "metadata": {"name": "standard", "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
+}  # fmt: skip
 
 
 def resource(kind: str, version: str) -> Resource:
@@ -49,10 +55,11 @@ async def kpack_plane(tmp_path: Path) -> AsyncIterator[tuple[ControlPlane, Clien
     ):
         for info in KINDS:
             await client.create(CUSTOM_RESOURCE_DEFINITIONS, crd(info))
+        await client.create(STORAGE_CLASSES, DEFAULT_CLASS)
         args = parse_args(["--local", "--port", str(free_port()), "--namespace", "default",
                            "--kubeconfig", str(plane.kubeconfig_path)])  # fmt: skip
         stop = asyncio.Event()
-        running = asyncio.create_task(run(args, registry=kinds.registry(), stop=stop))
+        running = asyncio.create_task(run(args, stop=stop))  # the kpack kinds, as `python -m kpack_webhooks`
         try:
             images = {
                 "buildImage": {"image": "registry.example.com/build"},
@@ -98,19 +105,31 @@ def with_secret_values(manifest: Path, directory: Path) -> Path:
 async def test_seed_manifests_apply_and_read_back_through_both_versions(
     kpack_plane: tuple[ControlPlane, Client], tmp_path: Path
 ) -> None:
+    """The README's flow: the cluster-scoped store and stack, the service account, secrets and builder, then any
+    Image — each Image manifest in turn, on its own (they are variants of one Image, `my-app`)."""
     plane, client = kpack_plane
     manifests = sorted(p for p in SEEDS.glob("*.yaml"))
     assert len(manifests) >= 10, f"seed manifests not found in {SEEDS}"
-    for manifest in manifests:
-        path = with_secret_values(manifest, tmp_path)
-        out = await kubectl(plane, "apply", "-f", str(path), within=5)
+    images = [m for m in manifests if "\nkind: Image\n" in m.read_text()]
+    assert len(images) >= 7
+    for manifest in [m for m in manifests if m not in images]:
+        out = await kubectl(plane, "apply", "-f", str(with_secret_values(manifest, tmp_path)), within=5)
         assert "created" in out or "configured" in out or "unchanged" in out, out
-    for kind, name, namespace in (("Image", "my-app", "default"), ("Builder", "my-builder", "default"),
-                                  ("ClusterStack", "base", None), ("ClusterStore", "default", None)):  # fmt: skip
-        hub = await client.get(resource(kind, "v1alpha2"), name, namespace)
-        old = await client.get(resource(kind, "v1alpha1"), name, namespace)
-        assert spec_and_status(convert_object(old, "kpack.io/v1alpha2")) == spec_and_status(hub)
-        assert spec_and_status(convert_object(hub, "kpack.io/v1alpha1")) == spec_and_status(old)
+    checked = [("Builder", "my-builder", "default"), ("ClusterStack", "base", None), ("ClusterStore", "default", None)]
+    for kind, name, namespace in checked:
+        await assert_same_through_both_versions(client, kind, name, namespace)
+    for manifest in images:
+        out = await kubectl(plane, "apply", "-f", str(manifest), within=5)
+        assert "image.kpack.io/my-app created" in out, f"{manifest.name}: {out}"
+        await assert_same_through_both_versions(client, "Image", "my-app", "default")
+        await kubectl(plane, "delete", "-f", str(manifest), within=5)
+
+
+async def assert_same_through_both_versions(client: Client, kind: str, name: str, namespace: str | None) -> None:
+    hub = await client.get(resource(kind, "v1alpha2"), name, namespace)
+    old = await client.get(resource(kind, "v1alpha1"), name, namespace)
+    assert spec_and_status(convert_object(old, "kpack.io/v1alpha2")) == spec_and_status(hub)
+    assert spec_and_status(convert_object(hub, "kpack.io/v1alpha1")) == spec_and_status(old)
 
 
 async def test_invalid_objects_are_refused_with_our_messages(kpack_plane: tuple[ControlPlane, Client]) -> None:
@@ -169,3 +188,70 @@ async def test_listing_500_objects_through_the_other_version(kpack_plane: tuple[
     names = {item["metadata"]["name"] for item in listed.items}
     assert {f"store-{i:03}" for i in range(500)} <= names
     assert all(item["apiVersion"] == "kpack.io/v1alpha1" for item in listed.items)
+
+
+GIT = {"git": {"url": "https://github.com/example/app", "revision": "main"}}
+STACK_IMAGES = {
+    "buildImage": {"image": "registry.example.com/build"},
+    "runImage": {"image": "registry.example.com/run"},
+}
+BUILDER_SPEC = {
+    "tag": "registry.example.com/builder",
+    "stack": {"name": "base", "kind": "ClusterStack"},
+    "store": {"name": "default", "kind": "ClusterStore"},
+    "order": [{"group": [{"id": "paketo-buildpacks/java"}]}],
+}
+V1ALPHA1_OBJECTS: dict[str, dict[str, object]] = {
+    "Image": {"tag": "registry.example.com/v1-app", "serviceAccount": "builder", "cacheSize": "1G",
+              "builder": {"kind": "ClusterBuilder", "name": "default"}, "source": GIT,
+              "build": {"env": [{"name": "A", "value": "1"}]}},
+    "Build": {"tags": ["registry.example.com/v1-app"], "serviceAccount": "builder", "cacheName": "pvc",
+              "builder": {"image": "registry.example.com/builder@sha256:" + "c" * 64}, "source": GIT},
+    "Builder": {**BUILDER_SPEC, "serviceAccount": "builder"},
+    "ClusterBuilder": {**BUILDER_SPEC, "serviceAccountRef": {"name": "builder", "namespace": "default"}},
+    "ClusterStack": {"id": "io.buildpacks.stacks.jammy", **STACK_IMAGES},
+    "ClusterStore": {"sources": [{"image": "registry.example.com/buildpacks/java"}]},
+    "SourceResolver": {"serviceAccount": "builder", "source": GIT},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(V1ALPHA1_OBJECTS))
+async def test_each_kind_written_through_v1alpha1_reads_identically_through_v1alpha2_and_back(
+    kpack_plane: tuple[ControlPlane, Client], kind: str
+) -> None:
+    _, client = kpack_plane
+    namespaced = REGISTRY[kind].info.namespaced
+    metadata = {"name": f"via-v1-{kind.lower()}", **({"namespace": "default"} if namespaced else {})}
+    body = {"apiVersion": "kpack.io/v1alpha1", "kind": kind, "metadata": metadata, "spec": V1ALPHA1_OBJECTS[kind]}
+    created = await client.create(resource(kind, "v1alpha1"), body)
+    namespace = "default" if namespaced else None
+    hub = await client.get(resource(kind, "v1alpha2"), metadata["name"], namespace)
+    old = await client.get(resource(kind, "v1alpha1"), metadata["name"], namespace)
+    assert spec_and_status(old) == spec_and_status(created)
+    assert spec_and_status(convert_object(old, "kpack.io/v1alpha2")) == spec_and_status(hub)
+    for key, value in V1ALPHA1_OBJECTS[kind].items():
+        assert old["spec"][key] == value, f"{kind} spec.{key} changed through the hub"
+
+
+async def test_a_cache_size_needs_a_default_storage_class(kpack_plane: tuple[ControlPlane, Client]) -> None:
+    _, client = kpack_plane
+    image = {
+        "apiVersion": "kpack.io/v1alpha2", "kind": "Image", "metadata": {"name": "cached", "namespace": "default"},
+        "spec": {"tag": "registry.example.com/cached", "builder": {"kind": "ClusterBuilder", "name": "default"},
+                 "source": GIT, "cache": {"volume": {"size": "2G"}}},
+    }  # fmt: skip
+    await client.delete(STORAGE_CLASSES, "standard")
+    try:
+
+        async def refused() -> None:
+            with pytest.raises(errors.InvalidError, match="no default StorageClass"):
+                await client.create(resource("Image", "v1alpha2"), image)
+
+        await eventually(refused, "the webhook sees the default StorageClass gone")
+    finally:
+        await client.create(STORAGE_CLASSES, DEFAULT_CLASS)
+
+    async def accepted() -> None:
+        await client.create(resource("Image", "v1alpha2"), image)
+
+    await eventually(accepted, "the webhook sees the default StorageClass back")
