@@ -289,10 +289,10 @@ async def test_webhook_conversion_throughput_and_latency(tmp_path: Path) -> None
         print(f"webhook bench: {name} p99 at {PACED_RATE:g} req/s: " + ", ".join(f"{v:.2f}" for v in values) + " ms")
     one = statistics.median(rates[("ours", 1)]), statistics.median(rates[("bare", 1)])
     hundred = statistics.median(rates[("ours", 100)]), statistics.median(rates[("bare", 100)])
-    p99 = min(p99s["ours"]), min(p99s["bare"])
+    p99 = statistics.median(p99s["ours"]), statistics.median(p99s["bare"])
+    print(f"webhook bench: targets: 1-object reviews >= {TARGET_RATIO:.2f} x bare req/s, p99 <= {TARGET_P99_MS:g} ms")
     print(
         f"bench: webhook_convert_1_object: {one[0]:.0f} req/s ({one[0] / one[1]:.2f} × {BASELINE})"  # noqa: RUF001
-        f" [target ≥ {TARGET_RATIO:.2f} ×]"  # noqa: RUF001
     )
     per_object = (1 / hundred[0] - 1 / hundred[1]) / 100 * 1e6
     print(f"webhook bench: 100-object reviews cost {per_object:.1f} µs per object over the bare handler (info)")
@@ -301,7 +301,6 @@ async def test_webhook_conversion_throughput_and_latency(tmp_path: Path) -> None
     )
     print(
         f"bench: webhook_convert_p99_at_200rps: {p99[0]:.2f} ms ({p99[0] / p99[1]:.2f} × {BASELINE})"  # noqa: RUF001
-        f" [target ≤ {TARGET_P99_MS:g} ms]"
     )
 
 
