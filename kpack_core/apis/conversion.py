@@ -16,7 +16,7 @@ whenever a client read and wrote an object through v1alpha1, nothing is lost, an
 
 from __future__ import annotations
 
-import copy
+import functools
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,6 +91,11 @@ def _set(obj: JSON, path: Path, value: Any) -> None:
     obj[path[-1]] = value
 
 
+def _copy(obj: Any) -> Any:
+    """A deep copy of plain JSON; an orjson round trip is several times faster than copy.deepcopy."""
+    return orjson.loads(orjson.dumps(obj))
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "<missing>"
@@ -129,16 +134,25 @@ def _list_item_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+@functools.cache
+def _fields(model: type[BaseModel]) -> dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]]:
+    """JSON name -> (nested model, list item model) of every field; computed once per model (this is the hot
+    path of every conversion)."""
+    return {
+        (info.alias or name): (_model_of(info.annotation), _list_item_model(info.annotation))
+        for name, info in model.model_fields.items()
+    }
+
+
 def keep_known(obj: JSON, model: type[BaseModel]) -> JSON:
     """`obj` with only the fields `model` (recursively) declares, by JSON name."""
-    fields = {(info.alias or name): info.annotation for name, info in model.model_fields.items()}
+    fields = _fields(model)
     kept: JSON = {}
     for key, value in obj.items():
-        if key not in fields:
+        known = fields.get(key)
+        if known is None:
             continue
-        annotation = fields[key]
-        nested = _model_of(annotation)
-        item_model = _list_item_model(annotation)
+        nested, item_model = known
         if nested is not None and isinstance(value, dict):
             kept[key] = keep_known(value, nested)
         elif item_model is not None and isinstance(value, list):
@@ -184,7 +198,7 @@ def _describe(obj: JSON) -> str:
 
 
 def _up_plain(old: JSON, conversion: KindConversion) -> JSON:
-    hub = copy.deepcopy(old)
+    hub: JSON = _copy(old)
     hub["apiVersion"] = f"{GROUP}/{HUB_VERSION}"
     _apply_moves(hub, [(m.old, m.hub) for m in conversion.moves])
     return hub
@@ -192,10 +206,10 @@ def _up_plain(old: JSON, conversion: KindConversion) -> JSON:
 
 def down(hub: JSON, conversion: KindConversion, version: str) -> JSON:
     """The v1alpha1 form of a hub object, with what v1alpha1 cannot hold in the annotation."""
-    source = copy.deepcopy(hub)
+    source = _copy(hub)
     annotations = (source.get("metadata") or {}).get("annotations") or {}
     annotations.pop(ANNOTATION, None)  # a stale copy on a hub object is never authoritative
-    moved = copy.deepcopy(source)
+    moved = _copy(source)
     _apply_moves(moved, [(m.hub, m.old) for m in conversion.moves])
     metadata = moved.pop("metadata", None)
     old = keep_known(moved, conversion.old_model)

@@ -1,14 +1,15 @@
-"""ConversionReview over TLS: our `/convert` (toy Widget converter, metrics on) against a bare aiohttp TLS handler.
+"""ConversionReview over TLS: our `/convert` (the kpack converter, metrics on) against a bare aiohttp TLS handler.
 
 Two servers run on this process's event loop, on the loopback, with the same certificate and TLS settings: ours
-(`WebhookServer` with the toy registry) and a bare aiohttp app whose `/convert` reads the body and returns a
+(`WebhookServer` with the kpack kinds) and a bare aiohttp app whose `/convert` reads the body and returns a
 constant, pre-serialised answer of the same size as ours. The load comes from a separate process (this file run as
 a script) speaking HTTP/1.1 over keep-alive TLS connections with plain asyncio streams, one request in flight per
 connection like the apiserver's client, so the client's own cost stays small and off this process's core.
 
 * Throughput: 8 connections sending back to back for 2.5 s after a 1 s warm-up; bare and ours alternate for 4 rounds
   each and the medians are compared (the machine is shared, interleaving spreads its noise over both). Reviews of 1
-  and of 100 Widget objects (each about 1 KiB of JSON, like a kpack object with its managed fields).
+  and of 100 stored v1alpha2 Images read as v1alpha1 (each about 2 KiB of JSON with its managed fields, using
+  v1alpha2-only fields so the leftover annotation is computed).
 * Latency: 1,000 one-object reviews paced at 200 per second, each sent at its absolute slot `t0 + i / 200` on a pool
   of keep-alive connections; the latency of a request runs from its slot to the end of its answer. p99, bare and ours
   alternating for 2 rounds each, the better round of each reported.
@@ -144,13 +145,15 @@ def client_main(config_path: str) -> None:
 # -- the servers and the measurement (the pytest process) ------------------------------------------------------------
 
 
-def widget(index: int) -> dict[str, Any]:
-    """A Widget of about 1 KiB of JSON: a kpack object's metadata weight, managed fields included."""
-    from tests.unit.webhooks import toy
-
-    obj = toy.widget(f"widget-{index:05d}", namespace="bench", size=index + 1, color="red")
-    obj["metadata"].update(
-        {
+def kpack_image(index: int) -> dict[str, Any]:
+    """A stored (v1alpha2) Image of about 2 KiB of JSON, managed fields included, using v1alpha2-only fields, so
+    reading it through v1alpha1 exercises the whole conversion: moves and the leftover annotation."""
+    return {
+        "apiVersion": "kpack.io/v1alpha2",
+        "kind": "Image",
+        "metadata": {
+            "name": f"app-{index:05d}",
+            "namespace": "bench",
             "uid": f"6f1c2a4e-0000-4000-8000-{index:012d}",
             "resourceVersion": str(1000 + index),
             "generation": 3,
@@ -161,24 +164,39 @@ def widget(index: int) -> dict[str, Any]:
                 {
                     "manager": "kubectl-client-side-apply",
                     "operation": "Update",
-                    "apiVersion": toy.V1,
+                    "apiVersion": "kpack.io/v1alpha2",
                     "time": "2026-11-01T12:00:00Z",
                     "fieldsType": "FieldsV1",
-                    "fieldsV1": {"f:spec": {".": {}, "f:size": {}, "f:color": {}}, "f:metadata": {"f:labels": {}}},
+                    "fieldsV1": {"f:spec": {".": {}, "f:tag": {}, "f:builder": {}}, "f:metadata": {"f:labels": {}}},
                 }
             ],
-        }
-    )
-    obj["spec"]["tags"] = [f"registry.example.com/bench/widget-{index}:{t}" for t in ("latest", "v1", "v2")]
-    return obj
+        },
+        "spec": {
+            "tag": f"registry.example.com/bench/app-{index}",
+            "additionalTags": [f"registry.example.com/bench/app-{index}:{t}" for t in ("v1", "v2")],
+            "serviceAccountName": "builder",
+            "builder": {"kind": "ClusterBuilder", "name": "default"},
+            "source": {"git": {"url": "https://github.com/example/app", "revision": "main"}},
+            "cache": {"volume": {"size": "2G"}},
+            "imageTaggingStrategy": "BuildNumber",
+            "failedBuildHistoryLimit": 10,
+            "successBuildHistoryLimit": 10,
+            "build": {"env": [{"name": "BP_JAVA_VERSION", "value": "17"}]},
+        },
+        "status": {
+            "observedGeneration": 3,
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-01T12:05:00Z"}],
+            "latestImage": f"registry.example.com/bench/app-{index}@sha256:" + "a" * 64,
+            "buildCounter": 7,
+        },
+    }
 
 
 def conversion_review(objects: int) -> bytes:
     import orjson
 
-    from tests.unit.webhooks import toy
-
-    request = {"uid": "bench-uid", "desiredAPIVersion": toy.V2, "objects": [widget(i) for i in range(objects)]}
+    objs = [kpack_image(i) for i in range(objects)]
+    request = {"uid": "bench-uid", "desiredAPIVersion": "kpack.io/v1alpha1", "objects": objs}
     return orjson.dumps({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview", "request": request})
 
 
@@ -213,20 +231,19 @@ async def test_webhook_conversion_throughput_and_latency(tmp_path: Path) -> None
     import orjson
     from aiohttp import web
 
-    from kpack_webhooks import reviews
+    from kpack_webhooks import kinds, reviews
     from kpack_webhooks.certificates import LOCAL_HOSTS, generate
     from kpack_webhooks.server import ServerOptions, ServingCertificate, WebhookServer, tls_context
-    from tests.unit.webhooks import toy
 
     now = datetime.datetime.now(datetime.UTC)
     certificates = await asyncio.to_thread(generate, list(LOCAL_HOSTS), now, datetime.timedelta(hours=2))
     serving = ServingCertificate()
     await serving.load(certificates.server_cert_pem, certificates.server_key_pem)
-    ours = WebhookServer(toy.registry(), serving, ServerOptions(host="127.0.0.1", port=0))
+    ours = WebhookServer(kinds.registry(), serving, ServerOptions(host="127.0.0.1", port=0))
     await ours.start()
 
     bodies = {n: conversion_review(n) for n in (1, 100)}
-    answers = {n: reviews.convert(body, toy.registry()).body for n, body in bodies.items()}
+    answers = {n: reviews.convert(body, kinds.registry()).body for n, body in bodies.items()}
     for n, answer in answers.items():  # correctness of what is being timed
         response = orjson.loads(answer)["response"]
         assert response["result"] == {"status": "Success"}
