@@ -25,7 +25,7 @@ from kpack_webhooks.storageclasses import DEFAULT_CLASS_ANNOTATION, STORAGE_CLAS
 from tests.integration.kubectl import kubectl
 from tests.integration.webhooks.conftest import eventually
 
-SEEDS = Path(__file__).resolve().parents[3].parent / "shared" / "spec" / "seed-manifests"
+SEEDS = Path(__file__).resolve().parents[3] / "config" / "samples"
 ROOT = Path(__file__).resolve().parents[3]
 
 
