@@ -7,8 +7,7 @@ fields this version has (notary included, which kpack's v1alpha1 validator skipp
 
 from __future__ import annotations
 
-from kpack_core.apis.base import ApiModel, ContainerState, EnvVar, KubeObjectModel, ResourceRequirements, Status
-from kpack_core.apis.buildpacks import BuildpackMetadata, BuildStack
+from kpack_core.apis.base import ApiModel, EnvVar, KubeObjectModel, ResourceRequirements
 from kpack_core.apis.core import (
     DEFAULT_SERVICE_ACCOUNT,
     BuildBuilderSpec,
@@ -23,7 +22,7 @@ from kpack_core.apis.core import (
     check_tags,
 )
 from kpack_core.apis.errors import FieldError, missing
-from kpack_core.apis.v1alpha2.build import KIND, check_last_build, check_spec_unchanged
+from kpack_core.apis.v1alpha2.build import KIND, BuildStatusCommon, check_last_build, check_spec_unchanged
 
 __all__ = [
     "KIND",
@@ -71,21 +70,8 @@ class BuildSpec(ApiModel):
     """Notary signing of the built image."""
 
 
-class BuildStatus(Status):
-    """How the build went (condition `Succeeded`) and what it made."""
-
-    build_metadata: list[BuildpackMetadata] | None = None
-    """The buildpacks that took part."""
-    stack: BuildStack | None = None
-    """The run image used and the stack id."""
-    latest_image: str | None = None
-    """The built image, by digest."""
-    pod_name: str | None = None
-    """The build pod."""
-    step_states: list[ContainerState] | None = None
-    """The state of each step (init container) of the pod, in order."""
-    steps_completed: list[str] | None = None
-    """The steps that have terminated."""
+BuildStatus = BuildStatusCommon
+"""v1alpha1 has every status field of v1alpha2 but `latestCacheImage`."""
 
 
 class Build(KubeObjectModel):

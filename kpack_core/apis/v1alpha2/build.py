@@ -133,8 +133,9 @@ class BuildSpec(ApiModel):
     """Scheduler of the build pod."""
 
 
-class BuildStatus(Status):
-    """How the build went (condition `Succeeded`) and what it made."""
+class BuildStatusCommon(Status):
+    """How the build went (condition `Succeeded`) and what it made: the fields both versions report (v1alpha1's
+    Build status is exactly this)."""
 
     build_metadata: list[BuildpackMetadata] | None = None
     """The buildpacks that took part."""
@@ -142,14 +143,19 @@ class BuildStatus(Status):
     """The run image used and the stack id."""
     latest_image: str | None = None
     """The built image, by digest."""
-    latest_cache_image: str | None = None
-    """The registry cache image written, by digest."""
     pod_name: str | None = None
     """The build pod."""
     step_states: list[ContainerState] | None = None
     """The state of each step (init container) of the pod, in order."""
     steps_completed: list[str] | None = None
     """The steps that have terminated."""
+
+
+class BuildStatus(BuildStatusCommon):
+    """How the build went (condition `Succeeded`) and what it made."""
+
+    latest_cache_image: str | None = None
+    """The registry cache image written, by digest."""
 
 
 class Build(KubeObjectModel):
