@@ -54,6 +54,9 @@ class KindConversion:
     old_model: type[BaseModel]
     moves: Sequence[Move] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "moves", tuple(self.moves))  # hashable: per-kind move tables are cached
+
 
 def _get(obj: Any, path: Path) -> Any:
     for key in path:
@@ -96,19 +99,59 @@ def _copy(obj: Any) -> Any:
     return orjson.loads(orjson.dumps(obj))
 
 
+def _moved(obj: JSON, moves: Sequence[tuple[Path, Path]]) -> JSON:
+    """A new object: `obj` with each value at a source path moved to its target path. Only the dicts along those
+    paths are copied (copy on write); everything else is shared with `obj`, which is left untouched. This is the
+    hot path of every conversion: a deep copy of a whole object would cost more than all the rest of it."""
+    result = dict(obj)
+    owned = {id(result)}
+    taken = []
+    for source, target in moves:
+        chain = [result]
+        node: Any = result
+        for key in source[:-1]:
+            node = node.get(key)
+            if type(node) is not dict:
+                break
+            chain.append(node)
+        else:
+            last = source[-1]
+            if last not in node:
+                continue
+            for depth in range(1, len(chain)):  # private copies of the dicts on the way
+                if id(chain[depth]) not in owned:
+                    chain[depth] = chain[depth - 1][source[depth - 1]] = dict(chain[depth])
+                    owned.add(id(chain[depth]))
+            taken.append((target, chain[-1].pop(last)))
+            # Parents the move emptied go too: an empty `cache: {}` left behind would not round-trip.
+            for depth in range(len(chain) - 1, 0, -1):
+                if chain[depth]:
+                    break
+                del chain[depth - 1][source[depth - 1]]
+    for target, value in taken:
+        _set_owned(result, target, value, owned)
+    return result
+
+
+def _set_owned(obj: JSON, path: Path, value: Any, owned: set[int]) -> None:
+    """`_set` on the private copies of the dicts along `path` (made as in `_owned_dict`)."""
+    for key in path[:-1]:
+        child = obj.get(key)
+        if not isinstance(child, dict):
+            child = obj[key] = {}
+        elif id(child) not in owned:
+            child = obj[key] = dict(child)
+        owned.add(id(child))
+        obj = child
+    obj[path[-1]] = value
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "<missing>"
 
 
 _MISSING = _Missing()
-
-
-def _apply_moves(obj: JSON, moves: Sequence[tuple[Path, Path]]) -> None:
-    taken = [(target, _pop(obj, source)) for source, target in moves]
-    for target, value in taken:
-        if value is not _MISSING:
-            _set(obj, target, value)
 
 
 # -- keeping what a model has a home for ------------------------------------------------------------------------
@@ -144,19 +187,27 @@ def _fields(model: type[BaseModel]) -> dict[str, tuple[type[BaseModel] | None, t
     }
 
 
-def keep_known(obj: JSON, model: type[BaseModel]) -> JSON:
-    """`obj` with only the fields `model` (recursively) declares, by JSON name."""
+def keep_known(
+    obj: JSON, model: type[BaseModel], dropped: list[tuple[Path, Any]] | None = None, path: Path = ()
+) -> JSON:
+    """`obj` with only the fields `model` (recursively) declares, by JSON name. With `dropped`, each value left
+    out is appended to it with its path (a list of objects that lost something inside counts as a whole)."""
     fields = _fields(model)
     kept: JSON = {}
     for key, value in obj.items():
         known = fields.get(key)
         if known is None:
+            if dropped is not None:
+                dropped.append(((*path, key), value))
             continue
         nested, item_model = known
         if nested is not None and isinstance(value, dict):
-            kept[key] = keep_known(value, nested)
+            kept[key] = keep_known(value, nested, dropped, (*path, key))
         elif item_model is not None and isinstance(value, list):
-            kept[key] = [keep_known(v, item_model) if isinstance(v, dict) else v for v in value]
+            items = [keep_known(v, item_model) if isinstance(v, dict) else v for v in value]
+            if dropped is not None and items != value:
+                dropped.append(((*path, key), value))
+            kept[key] = items
         else:
             kept[key] = value
     return kept
@@ -197,51 +248,103 @@ def _describe(obj: JSON) -> str:
     return f"{obj.get('kind', '?')} {name}"
 
 
+@functools.cache
+def _up_moves(conversion: KindConversion) -> list[tuple[Path, Path]]:
+    return [(m.old, m.hub) for m in conversion.moves]
+
+
+@functools.cache
+def _down_moves(conversion: KindConversion) -> list[tuple[Path, Path]]:
+    return [(m.hub, m.old) for m in conversion.moves]
+
+
 def _up_plain(old: JSON, conversion: KindConversion) -> JSON:
-    hub: JSON = _copy(old)
+    hub = _moved(old, _up_moves(conversion))
     hub["apiVersion"] = f"{GROUP}/{HUB_VERSION}"
-    _apply_moves(hub, [(m.old, m.hub) for m in conversion.moves])
     return hub
 
 
+def _without_annotation(metadata: Any) -> Any:
+    """`metadata` without the conversion annotation (a copy when it had one; the input is not changed)."""
+    if not isinstance(metadata, dict):
+        return metadata
+    annotations = metadata.get("annotations")
+    if not isinstance(annotations, dict) or ANNOTATION not in annotations:
+        return metadata
+    return {**metadata, "annotations": {k: v for k, v in annotations.items() if k != ANNOTATION}}
+
+
 def down(hub: JSON, conversion: KindConversion, version: str) -> JSON:
-    """The v1alpha1 form of a hub object, with what v1alpha1 cannot hold in the annotation."""
-    source = _copy(hub)
-    annotations = (source.get("metadata") or {}).get("annotations") or {}
-    annotations.pop(ANNOTATION, None)  # a stale copy on a hub object is never authoritative
-    moved = _copy(source)
-    _apply_moves(moved, [(m.hub, m.old) for m in conversion.moves])
-    metadata = moved.pop("metadata", None)
-    old = keep_known(moved, conversion.old_model)
+    """The v1alpha1 form of a hub object, with what v1alpha1 cannot hold in the annotation.
+
+    `hub` is not changed; the result shares the values it keeps unchanged with it (copy before editing either in
+    place if the other must stay as it is)."""
+    body = {k: v for k, v in hub.items() if k != "metadata"}
+    quick = _down_quick(body, conversion)
+    if quick is not None:
+        old, dropped = quick
+        sets: list[Any] = [[list(path), value] for path, value in dropped]
+        removes: list[Any] = []
+    else:
+        old = keep_known(_moved(body, _down_moves(conversion)), conversion.old_model)
+        back = _moved(old, _up_moves(conversion))
+        sets, removes = [], []
+        _diff(back, body, (), sets, removes)
     old["apiVersion"] = f"{GROUP}/{version}"
-    if metadata is not None:
-        old["metadata"] = metadata
-    back = _up_plain(old, conversion)
-    sets: list[Any] = []
-    removes: list[Any] = []
-    _diff({k: v for k, v in back.items() if k != "metadata"}, {k: v for k, v in source.items() if k != "metadata"},
-          (), sets, removes)  # fmt: skip
+    if "metadata" in hub:
+        # A stale copy of the annotation on a hub object is never authoritative.
+        old["metadata"] = _without_annotation(hub["metadata"])
     if sets or removes:
         patch: JSON = {}
         if sets:
             patch["set"] = sets
         if removes:
             patch["remove"] = removes
-        meta = old.setdefault("metadata", {})
+        meta = old["metadata"] = dict(old.get("metadata") or {})
         if "annotations" not in meta:
             patch["createdAnnotations"] = True  # so `up` removes the map it would otherwise leave empty
-        meta.setdefault("annotations", {})[ANNOTATION] = orjson.dumps(patch).decode()
+        meta["annotations"] = {**(meta.get("annotations") or {}), ANNOTATION: orjson.dumps(patch).decode()}
     return old
 
 
+def _down_quick(body: JSON, conversion: KindConversion) -> tuple[JSON, list[tuple[Path, Any]]] | None:
+    """The v1alpha1 body and what it lost, in one pass, for the common object whose lost fields are exactly what
+    `keep_known` leaves out: none of them near a move, and no move landing on a field that is already there.
+    None for any other object, which `down` handles by converting back and comparing (exact, and slower)."""
+    moves = conversion.moves
+    for move in moves:
+        if _get(body, move.old) is not _MISSING:
+            return None
+    dropped: list[tuple[Path, Any]] = []
+    old = keep_known(_moved(body, _down_moves(conversion)), conversion.old_model, dropped)
+    for path, _ in dropped:
+        for move in moves:
+            if _overlaps(path, move.hub) or _overlaps(path, move.old):
+                return None
+    return old, dropped
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    """One path is the other or lies inside it."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
 def up(old: JSON, conversion: KindConversion) -> JSON:
-    """The hub form of a v1alpha1 object, restoring what its annotation carries and removing the annotation."""
+    """The hub form of a v1alpha1 object, restoring what its annotation carries and removing the annotation.
+
+    `old` is not changed; the result may share values with it (see `down`)."""
     hub = _up_plain(old, conversion)
     metadata = hub.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
-    carried = annotations.pop(ANNOTATION, None)
+    carried = annotations.get(ANNOTATION)
     if carried is None:
         return hub
+    # Replaying writes anywhere in the object: this rarer path works on a private deep copy.
+    hub = dict(_copy(hub))
+    metadata = hub["metadata"]
+    annotations = metadata["annotations"]
+    del annotations[ANNOTATION]
     try:
         patch = orjson.loads(carried)
     except orjson.JSONDecodeError as exc:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kpack_core.apis import conversion as conversion_module
 from kpack_core.apis.base import HUB_VERSION, V1ALPHA1
 from kpack_core.apis.conversion import ANNOTATION, down, up
 from kpack_core.apis.kinds import REGISTRY, convert_object
@@ -97,3 +98,31 @@ def test_build_fields_move_like_kpack() -> None:
     assert old["spec"] == {"serviceAccount": "sa", "cacheName": "pvc", "tags": ["r.io/app"]}
     assert "latestCacheImage" not in old["status"]
     assert convert_object(old, "kpack.io/v1alpha2") == hub
+
+
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_conversions_leave_their_input_alone_and_the_quick_path_agrees(kind: str, data: st.DataObject) -> None:
+    """`down` shares unchanged values with its input instead of copying it, and takes a one-pass path for common
+    objects: neither may change the input, and the one-pass answer must equal the compare-and-diff answer."""
+    original = data.draw(objects(kind, HUB_VERSION))
+    snapshot = copy.deepcopy(original)
+    conversion = REGISTRY[kind].conversion
+    old = down(original, conversion, V1ALPHA1)
+    assert original == snapshot
+    old_snapshot = copy.deepcopy(old)
+    up(old, conversion)
+    assert old == old_snapshot
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(conversion_module, "_down_quick", lambda body, conversion: None)
+        assert down(original, conversion, V1ALPHA1) == old
+
+
+def test_a_field_already_at_a_move_target_takes_the_exact_path() -> None:
+    # `serviceAccount` is the users' spelling of `serviceAccountName` on v1alpha2: both present on a hub object
+    # collide when the move writes v1alpha1's `serviceAccount`.
+    hub = image({"tag": "r.io/app", "serviceAccountName": "a", "serviceAccount": "b"})
+    conversion = REGISTRY["Image"].conversion
+    old = down(hub, conversion, V1ALPHA1)
+    assert up(old, conversion) == hub
