@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes config/crds/<plural>.kpack.io.yaml and docs/api.md from the API models (kpack_core.apis.kinds).
+"""Writes config/crds/<plural>.kpack.io.yaml and docs/api.md from the API models (kpack_core.apis.kinds), and
+config/webhook/webhook-configurations.yaml from the kinds the webhook serves (kpack_webhooks.registration).
 
 hack/generate-crds.py           regenerate the files
 hack/generate-crds.py --check   exit 1, naming the files, when the checked-in CRDs differ from the models
@@ -16,6 +17,8 @@ import yaml
 from kpack_core.apis.crdgen import crds
 from kpack_core.apis.docgen import reference
 from kpack_core.apis.kinds import KINDS
+from kpack_webhooks.kinds import registry
+from kpack_webhooks.registration import ServiceTarget, mutating_webhook_configuration, validating_webhook_configuration
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "config" / "crds"
@@ -27,11 +30,27 @@ def render(manifest: dict[str, object]) -> str:
 
 
 API_DOC = ROOT / "docs" / "api.md"
+WEBHOOK_CONFIGURATIONS = ROOT / "config" / "webhook" / "webhook-configurations.yaml"
+WEBHOOK_SERVICE = ServiceTarget(namespace="kpack", name="kpack-webhook")
+"""Where config/webhook/webhook.yaml's Service answers; the CRDs' conversion stanzas name the same one."""
+
+
+def webhook_configurations() -> str:
+    """Both admission configurations, without caBundle: the webhook writes it when it starts (and on rotation)."""
+    kinds = registry().kinds()
+    manifests = [
+        mutating_webhook_configuration(kinds, WEBHOOK_SERVICE),
+        validating_webhook_configuration(kinds, WEBHOOK_SERVICE),
+    ]
+    return HEADER.replace("kpack_core/apis", "kpack_webhooks") + "---\n".join(
+        yaml.safe_dump(m, sort_keys=False, default_flow_style=False, width=120) for m in manifests
+    )
 
 
 def expected() -> dict[Path, str]:
     files = {TARGET / f"{m['metadata']['name']}.yaml": render(m) for m in crds(KINDS)}  # type: ignore[index]
     files[API_DOC] = reference(KINDS)
+    files[WEBHOOK_CONFIGURATIONS] = webhook_configurations()
     return files
 
 
@@ -49,8 +68,8 @@ def main() -> int:
         for path in stale:
             print(f"{path.relative_to(ROOT)} belongs to no kind; run hack/generate-crds.py", file=sys.stderr)
         return 1 if changed or stale else 0
-    TARGET.mkdir(parents=True, exist_ok=True)
-    API_DOC.parent.mkdir(parents=True, exist_ok=True)
+    for path in wanted:
+        path.parent.mkdir(parents=True, exist_ok=True)
     for path in stale:
         path.unlink()
     for path in changed:

@@ -77,6 +77,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds between injecting a new CA bundle and serving the certificate it trusts",
     )
     parser.add_argument("--shutdown-delay", type=float, default=0.0, help="seconds to keep serving after SIGTERM")
+    parser.add_argument(
+        "--start-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the StorageClass cache at start-up (e.g. for RBAC applied just after) before "
+        "exiting 1 (default 60)",
+    )
     parser.add_argument("--log-level", default=environ.get("KPACK_LOG_LEVEL", "info"))
     args = parser.parse_args(argv)
     if args.metrics_port is None:
@@ -146,7 +153,8 @@ class Webhooks:
 
     async def start(self) -> None:
         if self.storage is not None:
-            await self.storage.start(self.client)  # before serving: answers must not flip once synced
+            # Before serving: answers must not flip once synced.
+            await self.storage.start(self.client, within=self.args.start_timeout)
         if self.args.local:
             certificates = await self.certificates.ensure()
             target = UrlTarget(f"https://127.0.0.1:{self.args.port}")

@@ -32,6 +32,7 @@ def test_check_names_a_file_that_drifted(tmp_path: Path, monkeypatch: pytest.Mon
     module = generator()
     monkeypatch.setattr(module, "TARGET", tmp_path / "crds")
     monkeypatch.setattr(module, "API_DOC", tmp_path / "api.md")
+    monkeypatch.setattr(module, "WEBHOOK_CONFIGURATIONS", tmp_path / "webhook" / "webhook-configurations.yaml")
     monkeypatch.setattr(module, "ROOT", tmp_path)
     monkeypatch.setattr(sys, "argv", ["generate-crds.py"])
     assert module.main() == 0
