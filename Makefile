@@ -10,7 +10,7 @@ PYTHON ?= python3
 DEBIAN_PACKAGES := etcd-server docker-registry git skopeo
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 
-.PHONY: test lint typecheck pytest unit integration bench run envtest packages venv clean
+.PHONY: test lint typecheck pytest unit integration bench run envtest cosign packages venv clean
 
 ## test: set everything up, then ruff, mypy and the whole pytest suite (unit and integration)
 test: envtest packages venv lint typecheck pytest
@@ -18,6 +18,10 @@ test: envtest packages venv lint typecheck pytest
 ## envtest: kube-apiserver, kubectl and etcd for envtest (KUBEBUILDER_ASSETS, or built from Go modules once)
 envtest:
 	@hack/setup-envtest.sh >/dev/null
+
+## cosign: the cosign CLI the integration tests verify signatures with (built once from its Go module)
+cosign:
+	@hack/setup-cosign.sh >/dev/null
 
 packages:
 	@hack/install-packages.sh $(DEBIAN_PACKAGES)
@@ -36,17 +40,17 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-pytest: envtest packages venv
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(PY) -m pytest $(PYTEST_ARGS)
+pytest: envtest cosign packages venv
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" COSIGN_BIN="$$(hack/setup-cosign.sh)" $(PY) -m pytest $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: envtest packages venv
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(PY) -m pytest tests/integration $(PYTEST_ARGS)
+integration: envtest cosign packages venv
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" COSIGN_BIN="$$(hack/setup-cosign.sh)" $(PY) -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
 ## bench: the benchmarks in tests/benchmarks, each printing one `bench:` line
-bench: envtest packages venv
+bench: envtest cosign packages venv
 	@if ! ls tests/benchmarks/bench_*.py >/dev/null 2>&1; then echo "bench: no benchmarks yet"; exit 0; fi; \
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(PY) -m pytest tests/benchmarks -s \
 	  -o python_files='bench_*.py' $(PYTEST_ARGS)

@@ -1,0 +1,1 @@
+"""Integration tests of kpack_core.cosign against the real cosign CLI."""
