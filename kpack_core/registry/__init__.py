@@ -1,7 +1,7 @@
 """OCI distribution client: references, manifests and indexes, blobs and mounts, anonymous/basic/bearer auth.
 
 `RegistryClient` is the entry point; `parse_reference` turns text into a normalised `Reference`; credentials come
-from a `Keychain` (`StaticKeychain` for now; Kubernetes-secret keychains build on the same protocol).
+from a `Keychain` (`StaticKeychain` here; the Kubernetes-secret keychains are in `kpack_core.keychains`).
 """
 
 from kpack_core.registry.auth import ANONYMOUS, Challenge, Credentials, Keychain, StaticKeychain, parse_challenges

@@ -1,0 +1,1 @@
+"""Unit tests of kpack_core.keychains: secret parsing, both registry matchers, git matching, keychain composition."""
