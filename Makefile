@@ -7,7 +7,7 @@ SHELL := bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-DEBIAN_PACKAGES := etcd-server docker-registry git skopeo
+DEBIAN_PACKAGES := etcd-server docker-registry git skopeo openssh-server
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 
 .PHONY: test lint typecheck pytest unit integration bench run envtest cosign packages venv clean

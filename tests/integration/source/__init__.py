@@ -1,0 +1,1 @@
+"""Integration tests of kpack_core.source against real git servers and registries."""
