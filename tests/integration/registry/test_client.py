@@ -362,3 +362,17 @@ async def test_server_errors_and_lost_connections_are_retried(unused_tcp_port: i
     async with RegistryClient(options=RegistryOptions(retry=RetryPolicy(attempts=2, initial_backoff=0.01))) as client:
         with pytest.raises(TransientError, match="ping"):
             await client.get_manifest(f"127.0.0.1:{unused_tcp_port}/app:v1")
+
+
+async def test_a_large_blob_is_streamed_and_arrives_whole(
+    token_registry: Registry, token_client: RegistryClient
+) -> None:
+    """Bodies over STREAM_THRESHOLD go out in slices with an explicit Content-Length (not chunked encoding)."""
+    from kpack_core.registry.transport import STREAM_SLICE, STREAM_THRESHOLD
+
+    data = secrets.token_bytes(STREAM_THRESHOLD + STREAM_SLICE // 2 + 7)  # not a whole number of slices
+    repository = _repo(token_registry, "large")
+    assert await token_client.push_blob(repository, data) is BlobPush.UPLOADED
+    digest = sha256_digest(data)
+    assert await token_client.get_blob(repository, digest) == data
+    assert await token_client.push_blob(repository, data) is BlobPush.EXISTED
