@@ -1,0 +1,166 @@
+"""The ClusterStore reconciler (spec §1.5): list the buildpacks of every source image.
+
+A reconcile reads the spec, builds the keychain (`resolving.keychain_for`), reads every source image concurrently
+(manifest and config: the buildpack layers themselves are never downloaded), turns each image's labels into store
+buildpacks (`buildpackages.store_buildpacks`) and writes status:
+
+- Ready: `{observedGeneration, conditions: [Ready=True], buildpacks}` (sorted as kpack; omitted when empty); then
+  it asks to be reconciled again after the poll interval, which notices a buildpackage tag that moved.
+- Not ready: `Ready=False` with a reason and a message naming the source image at fault (the first failing one in
+  spec order), then the error is raised and retried with backoff (see `resolving`). **The last good buildpacks are
+  kept** for the sources the spec still lists, so a registry outage or a source re-pointed at a broken image does
+  not take buildpacks away from Builders (which, as in kpack, do not check the store's Ready). Buildpacks of
+  sources the spec no longer lists are dropped. kpack cleared all of them on every failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kpack_controllers.resolving import (
+    DEFAULT_POLL_INTERVAL,
+    WORKERS,
+    InvalidSpecError,
+    RegistryClientFactory,
+    ResolveError,
+    checked_spec,
+    default_registry_client,
+    first_failure_in_order,
+    generation,
+    keychain_for,
+    publish,
+    read_image,
+    ready_condition,
+    register_controller,
+)
+from kpack_controllers.store.buildpackages import sort_buildpacks, store_buildpacks
+from kpack_core.apis.resources import CLUSTER_STORES
+from kpack_core.apis.v1alpha2.clusterstore import ClusterStoreSpec, validate_spec
+from kpack_core.keychains import SecretReader
+from kpack_core.registry import RegistryClient
+from kpack_core.runtime.client import Client
+from kpack_core.runtime.clock import REAL_CLOCK, Clock
+from kpack_core.runtime.controller import Controller
+from kpack_core.runtime.events import EventRecorder
+from kpack_core.runtime.informer import Informer
+from kpack_core.runtime.manager import Manager
+from kpack_core.runtime.reconcile import Request, Result, TerminalError
+
+JSON = dict[str, Any]
+
+CONTROLLER_NAME = "clusterstore"
+"""The controller's name in logs and metrics."""
+
+
+def parse_spec(obj: JSON) -> tuple[list[str], JSON | None]:
+    """Source images (as written) and service account reference of a valid spec; `InvalidSpecError` names every
+    violation."""
+    spec = checked_spec("ClusterStore", obj, ClusterStoreSpec.from_json, validate_spec)
+    sources = [source.image for source in spec.sources or () if source.image]
+    ref = spec.service_account_ref
+    return sources, ref.to_json() if ref is not None else None
+
+
+def kept_buildpacks(obj: JSON) -> JSON:
+    """The last published buildpacks of sources the spec still lists (module docstring), as status fields."""
+    sources = {source.get("image") for source in (obj.get("spec") or {}).get("sources") or () if source}
+    kept = [
+        bp
+        for bp in (obj.get("status") or {}).get("buildpacks") or ()
+        if (bp.get("storeImage") or {}).get("image") in sources
+    ]
+    return {"buildpacks": kept} if kept else {}
+
+
+async def read_source(registry: RegistryClient, source: str) -> list[JSON]:
+    """The buildpacks of one source image."""
+    image = await read_image(registry, source, "store image")
+    return store_buildpacks(source, image.labels, image.config.diff_ids, image.manifest.layers)
+
+
+class ClusterStoreReconciler:
+    """Resolves ClusterStores. `stores` is the ClusterStore informer (reads come from its cache); `secrets` reads
+    the referenced ServiceAccounts and secrets; `registry_client` makes a registry client for a keychain."""
+
+    def __init__(
+        self,
+        client: Client,
+        stores: Informer,
+        secrets: SecretReader,
+        *,
+        registry_client: RegistryClientFactory = default_registry_client,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        clock: Clock = REAL_CLOCK,
+        recorder: EventRecorder | None = None,
+    ) -> None:
+        self.client = client
+        self.stores = stores
+        self.secrets = secrets
+        self.registry_client = registry_client
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.recorder = recorder
+
+    async def reconcile(self, request: Request) -> Result:
+        obj = self.stores.get(request.name)
+        if obj is None:
+            return Result()
+        base: JSON = {"observedGeneration": generation(obj)}
+        try:
+            buildpacks = await self.resolve(obj)
+        except ResolveError as exc:
+            status = {**base, "conditions": [ready_condition(obj, exc, self.clock)], **kept_buildpacks(obj)}
+            await publish(self.client, CLUSTER_STORES, obj, status, self.recorder)
+            if isinstance(exc, InvalidSpecError):
+                raise TerminalError(str(exc)) from exc
+            raise
+        status = {**base, "conditions": [ready_condition(obj, None, self.clock)]}
+        if buildpacks:
+            status["buildpacks"] = buildpacks
+        await publish(self.client, CLUSTER_STORES, obj, status, self.recorder)
+        return Result(requeue_after=self.poll_interval)
+
+    async def resolve(self, obj: JSON) -> list[JSON]:
+        """Every buildpack of every source, sorted; raises `ResolveError` naming the source at fault."""
+        sources, service_account_ref = parse_spec(obj)
+        keychain = await keychain_for(self.secrets, service_account_ref)
+        async with self.registry_client(keychain) as registry:
+            per_source = await first_failure_in_order([read_source(registry, source) for source in sources])
+        return sort_buildpacks(bp for found in per_source for bp in found)
+
+
+def setup(
+    manager: Manager,
+    *,
+    registry_client: RegistryClientFactory = default_registry_client,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    secrets: SecretReader | None = None,
+    events: bool = True,
+    workers: int = WORKERS,
+) -> Controller:
+    """Register the ClusterStore controller on `manager` and return it.
+
+    See `kpack_controllers.resolving.register_controller` for its informer, watch, backoff, secrets and events.
+    """
+
+    def make(objects: Informer, reader: SecretReader, recorder: EventRecorder | None) -> ClusterStoreReconciler:
+        return ClusterStoreReconciler(
+            manager.client,
+            objects,
+            reader,
+            registry_client=registry_client,
+            poll_interval=poll_interval,
+            clock=manager.clock,
+            recorder=recorder,
+        )
+
+    return register_controller(
+        manager,
+        CLUSTER_STORES,
+        CONTROLLER_NAME,
+        make,
+        poll_interval=poll_interval,
+        secrets=secrets,
+        events=events,
+        workers=workers,
+    )
