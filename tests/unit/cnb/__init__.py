@@ -1,0 +1,1 @@
+"""Unit tests of kpack_core.cnb: order resolution, validation, labels, layers and assembly."""
