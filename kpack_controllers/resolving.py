@@ -27,7 +27,7 @@ import asyncio
 import datetime
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import structlog
@@ -58,7 +58,7 @@ from kpack_core.runtime.informer import Informer
 from kpack_core.runtime.manager import Manager
 from kpack_core.runtime.predicate import GenerationChanged
 from kpack_core.runtime.ratelimiter import BucketRateLimiter, ItemExponentialFailureRateLimiter, MaxOfRateLimiter
-from kpack_core.runtime.reconcile import Request, Result
+from kpack_core.runtime.reconcile import Request, Result, TerminalError
 from kpack_core.runtime.resource import Resource
 
 log = structlog.get_logger(__name__)
@@ -323,16 +323,66 @@ async def publish(
             recorder.event(obj, WARNING, after[1] or "NotReady", message or f"{resource.kind} is not ready")
 
 
-class _ResolvingReconciler(Protocol):
-    async def reconcile(self, request: Request) -> Result: ...
+class ImageResolvingReconciler:
+    """What ClusterStack and ClusterStore reconcilers share: read the object from the informer, `resolve` its
+    status fields from images, publish them with Ready=True and look again after `poll_interval`; on a
+    `ResolveError`, publish Ready=False naming the cause with the fields `kept` says still hold, then raise (a
+    retry with backoff; an invalid spec is terminal: only an edit helps). Subclasses set `resource` and
+    implement `resolve` and `kept`."""
+
+    resource: Resource
+
+    def __init__(
+        self,
+        client: Client,
+        objects: Informer,
+        secrets: SecretReader,
+        *,
+        registry_client: RegistryClientFactory = default_registry_client,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        clock: Clock = REAL_CLOCK,
+        recorder: EventRecorder | None = None,
+    ) -> None:
+        self.client = client
+        self.objects = objects
+        self.secrets = secrets
+        self.registry_client = registry_client
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.recorder = recorder
+
+    async def resolve(self, obj: JSON) -> JSON:
+        """The status fields resolved from the images; raises `ResolveError` naming what is at fault."""
+        raise NotImplementedError
+
+    def kept(self, obj: JSON) -> JSON:
+        """The status fields a failed resolve keeps (those that still describe the spec)."""
+        raise NotImplementedError
+
+    async def reconcile(self, request: Request) -> Result:
+        obj = self.objects.get(request.name)
+        if obj is None:
+            return Result()  # deleted: nothing of ours outlives it
+        base: JSON = {"observedGeneration": generation(obj)}
+        try:
+            resolved = await self.resolve(obj)
+        except ResolveError as exc:
+            status = {**base, "conditions": [ready_condition(obj, exc, self.clock)], **self.kept(obj)}
+            await publish(self.client, self.resource, obj, status, self.recorder)
+            if isinstance(exc, InvalidSpecError):
+                raise TerminalError(str(exc)) from exc
+            raise
+        status = {**base, "conditions": [ready_condition(obj, None, self.clock)], **resolved}
+        await publish(self.client, self.resource, obj, status, self.recorder)
+        return Result(requeue_after=self.poll_interval)
 
 
 def register_controller(
     manager: Manager,
-    resource: Resource,
+    reconciler: type[ImageResolvingReconciler],
     name: str,
-    make: Callable[[Informer, SecretReader, EventRecorder | None], _ResolvingReconciler],
     *,
+    registry_client: RegistryClientFactory,
     poll_interval: float,
     secrets: SecretReader | None,
     events: bool,
@@ -340,17 +390,23 @@ def register_controller(
 ) -> Controller:
     """Register a controller of a cluster-scoped kind resolved from images (ClusterStack, ClusterStore).
 
-    Informer: every object of `resource`. Watch: each object itself, on create, delete and spec (generation)
-    changes; status writes of our own do not wake it. Failures back off per key up to `poll_interval`. `secrets`
-    defaults to live reads (`ClientReader`: no cluster-wide secret cache); `events` records a Kubernetes Event
-    when Ready changes (through the manager's recorder).
+    Informer: every object of the reconciler's resource. Watch: each object itself, on create, delete and spec
+    (generation) changes; status writes of our own do not wake it. Failures back off per key up to
+    `poll_interval`. `secrets` defaults to live reads (`ClientReader`: no cluster-wide secret cache); `events`
+    records a Kubernetes Event when Ready changes (through the manager's recorder).
     """
-    objects = manager.cache.informer(resource)
-    reader = secrets if secrets is not None else ClientReader(manager.client)
-    recorder = manager.event_recorder(EVENT_COMPONENT) if events else None
+    objects = manager.cache.informer(reconciler.resource)
     controller = Controller(
         name,
-        make(objects, reader, recorder),
+        reconciler(
+            manager.client,
+            objects,
+            secrets if secrets is not None else ClientReader(manager.client),
+            registry_client=registry_client,
+            poll_interval=poll_interval,
+            clock=manager.clock,
+            recorder=manager.event_recorder(EVENT_COMPONENT) if events else None,
+        ),
         max_concurrent_reconciles=workers,
         rate_limiter=retry_rate_limiter(poll_interval, manager.clock),
         clock=manager.clock,

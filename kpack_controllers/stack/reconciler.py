@@ -23,30 +23,22 @@ import structlog
 from kpack_controllers.resolving import (
     DEFAULT_POLL_INTERVAL,
     WORKERS,
+    ImageResolvingReconciler,
     InvalidSpecError,
     RegistryClientFactory,
-    ResolveError,
     checked_spec,
     default_registry_client,
     first_failure_in_order,
-    generation,
     keychain_for,
-    publish,
     read_image,
-    ready_condition,
     register_controller,
 )
 from kpack_controllers.stack.rules import StackImage, validate_stack
 from kpack_core.apis.resources import CLUSTER_STACKS
 from kpack_core.apis.v1alpha2.clusterstack import ClusterStackSpec, validate_spec
 from kpack_core.keychains import SecretReader
-from kpack_core.runtime.client import Client
-from kpack_core.runtime.clock import REAL_CLOCK, Clock
 from kpack_core.runtime.controller import Controller
-from kpack_core.runtime.events import EventRecorder
-from kpack_core.runtime.informer import Informer
 from kpack_core.runtime.manager import Manager
-from kpack_core.runtime.reconcile import Request, Result, TerminalError
 
 log = structlog.get_logger(__name__)
 
@@ -82,45 +74,13 @@ def kept_fields(obj: JSON) -> JSON:
     return {field: status[field] for field in RESOLVED_FIELDS if field in status} if same else {}
 
 
-class ClusterStackReconciler:
-    """Resolves ClusterStacks. `stacks` is the ClusterStack informer (reads come from its cache); `secrets` reads
-    the referenced ServiceAccounts and secrets; `registry_client` makes a registry client for a keychain."""
+class ClusterStackReconciler(ImageResolvingReconciler):
+    """Resolves ClusterStacks (see `ImageResolvingReconciler`): `objects` is the ClusterStack informer."""
 
-    def __init__(
-        self,
-        client: Client,
-        stacks: Informer,
-        secrets: SecretReader,
-        *,
-        registry_client: RegistryClientFactory = default_registry_client,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        clock: Clock = REAL_CLOCK,
-        recorder: EventRecorder | None = None,
-    ) -> None:
-        self.client = client
-        self.stacks = stacks
-        self.secrets = secrets
-        self.registry_client = registry_client
-        self.poll_interval = poll_interval
-        self.clock = clock
-        self.recorder = recorder
+    resource = CLUSTER_STACKS
 
-    async def reconcile(self, request: Request) -> Result:
-        obj = self.stacks.get(request.name)
-        if obj is None:
-            return Result()  # deleted: nothing of ours outlives it
-        base: JSON = {"observedGeneration": generation(obj)}
-        try:
-            resolved = await self.resolve(obj)
-        except ResolveError as exc:
-            status = {**base, "conditions": [ready_condition(obj, exc, self.clock)], **kept_fields(obj)}
-            await publish(self.client, CLUSTER_STACKS, obj, status, self.recorder)
-            if isinstance(exc, InvalidSpecError):
-                raise TerminalError(str(exc)) from exc
-            raise
-        status = {**base, "conditions": [ready_condition(obj, None, self.clock)], **resolved}
-        await publish(self.client, CLUSTER_STACKS, obj, status, self.recorder)
-        return Result(requeue_after=self.poll_interval)
+    def kept(self, obj: JSON) -> JSON:
+        return kept_fields(obj)
 
     async def resolve(self, obj: JSON) -> JSON:
         """The resolved status fields of the stack; raises `ResolveError` saying what is at fault."""
@@ -154,27 +114,13 @@ def setup(
     events: bool = True,
     workers: int = WORKERS,
 ) -> Controller:
-    """Register the ClusterStack controller on `manager` and return it.
-
-    See `kpack_controllers.resolving.register_controller` for its informer, watch, backoff, secrets and events.
-    """
-
-    def make(objects: Informer, reader: SecretReader, recorder: EventRecorder | None) -> ClusterStackReconciler:
-        return ClusterStackReconciler(
-            manager.client,
-            objects,
-            reader,
-            registry_client=registry_client,
-            poll_interval=poll_interval,
-            clock=manager.clock,
-            recorder=recorder,
-        )
-
+    """Register the ClusterStack controller on `manager` and return it (see
+    `kpack_controllers.resolving.register_controller`)."""
     return register_controller(
         manager,
-        CLUSTER_STACKS,
+        ClusterStackReconciler,
         CONTROLLER_NAME,
-        make,
+        registry_client=registry_client,
         poll_interval=poll_interval,
         secrets=secrets,
         events=events,

@@ -20,17 +20,13 @@ from typing import Any
 from kpack_controllers.resolving import (
     DEFAULT_POLL_INTERVAL,
     WORKERS,
-    InvalidSpecError,
+    ImageResolvingReconciler,
     RegistryClientFactory,
-    ResolveError,
     checked_spec,
     default_registry_client,
     first_failure_in_order,
-    generation,
     keychain_for,
-    publish,
     read_image,
-    ready_condition,
     register_controller,
 )
 from kpack_controllers.store.buildpackages import sort_buildpacks, store_buildpacks
@@ -38,13 +34,8 @@ from kpack_core.apis.resources import CLUSTER_STORES
 from kpack_core.apis.v1alpha2.clusterstore import ClusterStoreSpec, validate_spec
 from kpack_core.keychains import SecretReader
 from kpack_core.registry import RegistryClient
-from kpack_core.runtime.client import Client
-from kpack_core.runtime.clock import REAL_CLOCK, Clock
 from kpack_core.runtime.controller import Controller
-from kpack_core.runtime.events import EventRecorder
-from kpack_core.runtime.informer import Informer
 from kpack_core.runtime.manager import Manager
-from kpack_core.runtime.reconcile import Request, Result, TerminalError
 
 JSON = dict[str, Any]
 
@@ -78,55 +69,23 @@ async def read_source(registry: RegistryClient, source: str) -> list[JSON]:
     return store_buildpacks(source, image.labels, image.config.diff_ids, image.manifest.layers)
 
 
-class ClusterStoreReconciler:
-    """Resolves ClusterStores. `stores` is the ClusterStore informer (reads come from its cache); `secrets` reads
-    the referenced ServiceAccounts and secrets; `registry_client` makes a registry client for a keychain."""
+class ClusterStoreReconciler(ImageResolvingReconciler):
+    """Resolves ClusterStores (see `ImageResolvingReconciler`): `objects` is the ClusterStore informer."""
 
-    def __init__(
-        self,
-        client: Client,
-        stores: Informer,
-        secrets: SecretReader,
-        *,
-        registry_client: RegistryClientFactory = default_registry_client,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        clock: Clock = REAL_CLOCK,
-        recorder: EventRecorder | None = None,
-    ) -> None:
-        self.client = client
-        self.stores = stores
-        self.secrets = secrets
-        self.registry_client = registry_client
-        self.poll_interval = poll_interval
-        self.clock = clock
-        self.recorder = recorder
+    resource = CLUSTER_STORES
 
-    async def reconcile(self, request: Request) -> Result:
-        obj = self.stores.get(request.name)
-        if obj is None:
-            return Result()
-        base: JSON = {"observedGeneration": generation(obj)}
-        try:
-            buildpacks = await self.resolve(obj)
-        except ResolveError as exc:
-            status = {**base, "conditions": [ready_condition(obj, exc, self.clock)], **kept_buildpacks(obj)}
-            await publish(self.client, CLUSTER_STORES, obj, status, self.recorder)
-            if isinstance(exc, InvalidSpecError):
-                raise TerminalError(str(exc)) from exc
-            raise
-        status = {**base, "conditions": [ready_condition(obj, None, self.clock)]}
-        if buildpacks:
-            status["buildpacks"] = buildpacks
-        await publish(self.client, CLUSTER_STORES, obj, status, self.recorder)
-        return Result(requeue_after=self.poll_interval)
+    def kept(self, obj: JSON) -> JSON:
+        return kept_buildpacks(obj)
 
-    async def resolve(self, obj: JSON) -> list[JSON]:
-        """Every buildpack of every source, sorted; raises `ResolveError` naming the source at fault."""
+    async def resolve(self, obj: JSON) -> JSON:
+        """`buildpacks`: every buildpack of every source, sorted (left out when there are none); raises
+        `ResolveError` naming the source at fault."""
         sources, service_account_ref = parse_spec(obj)
         keychain = await keychain_for(self.secrets, service_account_ref)
         async with self.registry_client(keychain) as registry:
             per_source = await first_failure_in_order([read_source(registry, source) for source in sources])
-        return sort_buildpacks(bp for found in per_source for bp in found)
+        buildpacks = sort_buildpacks(bp for found in per_source for bp in found)
+        return {"buildpacks": buildpacks} if buildpacks else {}
 
 
 def setup(
@@ -138,27 +97,13 @@ def setup(
     events: bool = True,
     workers: int = WORKERS,
 ) -> Controller:
-    """Register the ClusterStore controller on `manager` and return it.
-
-    See `kpack_controllers.resolving.register_controller` for its informer, watch, backoff, secrets and events.
-    """
-
-    def make(objects: Informer, reader: SecretReader, recorder: EventRecorder | None) -> ClusterStoreReconciler:
-        return ClusterStoreReconciler(
-            manager.client,
-            objects,
-            reader,
-            registry_client=registry_client,
-            poll_interval=poll_interval,
-            clock=manager.clock,
-            recorder=recorder,
-        )
-
+    """Register the ClusterStore controller on `manager` and return it (see
+    `kpack_controllers.resolving.register_controller`)."""
     return register_controller(
         manager,
-        CLUSTER_STORES,
+        ClusterStoreReconciler,
         CONTROLLER_NAME,
-        make,
+        registry_client=registry_client,
         poll_interval=poll_interval,
         secrets=secrets,
         events=events,
