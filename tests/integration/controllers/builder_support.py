@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
 from kpack_controllers.builder import BuilderOptions, lifecycle_provider, setup_builders, setup_cluster_builders
 from kpack_core.apis.resources import CLUSTER_STACKS, CLUSTER_STORES
@@ -34,39 +33,19 @@ from kpack_core.envtest.cnb.stack import mixins_for
 from kpack_core.envtest.registry import Registry
 from kpack_core.keychains import ClientReader
 from kpack_core.registry import Credentials, Keychain, RegistryClient, RegistryOptions, StaticKeychain
-from kpack_core.runtime import errors
 from kpack_core.runtime.client import Client
 from kpack_core.runtime.manager import Manager, ManagerOptions
-from kpack_core.runtime.resource import CONFIGMAPS, CUSTOM_RESOURCE_DEFINITIONS, SECRETS, SERVICE_ACCOUNTS
+from kpack_core.runtime.resource import CONFIGMAPS, SECRETS, SERVICE_ACCOUNTS
 
 JSON = dict[str, Any]
 
 ROOT = Path(__file__).resolve().parents[3]
-CRDS = ("builders", "clusterbuilders", "clusterstacks", "clusterstores")
 BIONIC = "io.buildpacks.stacks.bionic"
 STACK_MIXINS = ("ca-certificates", "build:git", "run:tzdata")
 TIMEOUT = 60.0
 
 
 # -- the API ------------------------------------------------------------------------------------------------------
-
-
-async def install_crds(client: Client) -> None:
-    """kpack's builder-family CRDs from config/crds, created once per control plane, with conversion off: these
-    tests speak v1alpha2 (the storage version) only, and no conversion webhook runs here."""
-    for plural in CRDS:
-        crd = yaml.safe_load((ROOT / "config" / "crds" / f"{plural}.kpack.io.yaml").read_text())
-        crd["spec"]["conversion"] = {"strategy": "None"}
-        with contextlib.suppress(errors.AlreadyExistsError):
-            await client.create(CUSTOM_RESOURCE_DEFINITIONS, crd)
-    for plural in CRDS:
-        await wait_for(lambda p=plural: _established(client, p), f"CRD {plural}.kpack.io established")
-
-
-async def _established(client: Client, plural: str) -> bool:
-    crd = await client.get(CUSTOM_RESOURCE_DEFINITIONS, f"{plural}.kpack.io")
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], what: str, within: float = TIMEOUT) -> None:

@@ -41,7 +41,6 @@ from .builder_support import (
     create_credentials,
     create_stack_and_store,
     create_with_status,
-    install_crds,
     lifecycle_configmap,
     running_builder_controllers,
     set_password,
@@ -50,6 +49,7 @@ from .builder_support import (
     unique,
     wait_for,
 )
+from .conftest import install_kpack_crds
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,7 @@ class Env:
 async def env(client: Client, token_registry: Registry, namespace: str) -> AsyncIterator[Env]:
     """Stack, lifecycle and two buildpackages in the registry; credentials and the lifecycle ConfigMap in a fresh
     namespace (which is also the controllers' system namespace)."""
-    await install_crds(client)
+    await install_kpack_crds(client)
     world = World(token_registry, unique("builders"))
     log = RequestLog()
     clients = TracedClients(token_registry, log)
