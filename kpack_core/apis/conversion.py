@@ -134,7 +134,7 @@ def _moved(obj: JSON, moves: Sequence[tuple[Path, Path]]) -> JSON:
 
 
 def _set_owned(obj: JSON, path: Path, value: Any, owned: set[int]) -> None:
-    """`_set` on the private copies of the dicts along `path` (made as in `_owned_dict`)."""
+    """`_set` on private copies of the dicts along `path` (`owned` holds the ids of those already copied)."""
     for key in path[:-1]:
         child = obj.get(key)
         if not isinstance(child, dict):

@@ -44,9 +44,10 @@ BASELINE = "skopeo"
 T = TypeVar("T")
 
 
-def random_image() -> tuple[RawManifest, dict[str, bytes]]:
-    """A real gzip stream of random bytes (skopeo would compress a layer that only claims to be gzip)."""
-    content = os.urandom(LAYER_BYTES)
+def random_image(size: int = LAYER_BYTES) -> tuple[RawManifest, dict[str, bytes]]:
+    """An image of one layer: a real gzip stream of `size` random bytes (skopeo would compress a layer that only
+    claims to be gzip)."""
+    content = os.urandom(size)
     layer = gzip.compress(content, compresslevel=1, mtime=0)
     config = orjson.dumps(
         {
@@ -126,7 +127,7 @@ async def test_push_and_resolve_against_skopeo(token_registry: Registry, tmp_pat
             del blobs
 
     # 1,000 tags of one small image.
-    raw, blobs = random_small_image()
+    raw, blobs = random_image(1024)
     repository = f"{registry.host}/bench/tags"
     async with client_for(registry) as client:
         await client.push_image(f"{repository}:t0", raw, blobs)
@@ -175,14 +176,3 @@ async def bounded(calls: Iterable[Awaitable[T]]) -> list[T]:
             return await call
 
     return await asyncio.gather(*(one(call) for call in calls))
-
-
-def random_small_image() -> tuple[RawManifest, dict[str, bytes]]:
-    layer = os.urandom(1024)
-    config = orjson.dumps({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers"}})
-    layer_descriptor = Descriptor.of(layer, mediatypes.DOCKER_LAYER)
-    config_descriptor = Descriptor.of(config, mediatypes.DOCKER_CONFIG)
-    manifest = ImageManifest(
-        config=config_descriptor, layers=(layer_descriptor,), media_type=mediatypes.DOCKER_MANIFEST
-    )
-    return RawManifest.of(manifest), {layer_descriptor.digest: layer, config_descriptor.digest: config}
