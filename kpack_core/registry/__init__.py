@@ -1,6 +1,7 @@
 """OCI distribution client: references, manifests and indexes, blobs and mounts, anonymous/basic/bearer auth.
 
-`RegistryClient` is the entry point; `parse_reference` turns text into a normalised `Reference`; credentials come
+`RegistryClient` is the entry point (`RegistryClients` makes clients sharing a session, tokens and blob
+locations); `parse_reference` turns text into a normalised `Reference`; credentials come
 from a `Keychain` (`StaticKeychain` here; the Kubernetes-secret keychains are in `kpack_core.keychains`).
 """
 
@@ -19,12 +20,15 @@ from kpack_core.registry.errors import (
     TransientError,
     UnauthorizedError,
 )
+from kpack_core.registry.locations import BlobLocations
 from kpack_core.registry.manifest import Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform, RawManifest
+from kpack_core.registry.pool import RegistryClients
 from kpack_core.registry.reference import Reference, parse_reference
 from kpack_core.registry.transport import RegistryOptions, RetryPolicy
 
 __all__ = [
     "ANONYMOUS",
+    "BlobLocations",
     "BlobPush",
     "BlobUnknownError",
     "Challenge",
@@ -44,6 +48,7 @@ __all__ = [
     "RawManifest",
     "Reference",
     "RegistryClient",
+    "RegistryClients",
     "RegistryError",
     "RegistryOptions",
     "RetryPolicy",

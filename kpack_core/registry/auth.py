@@ -156,6 +156,15 @@ def push_scope(repository: str) -> str:
 # --- tokens ------------------------------------------------------------------------------------------------------
 
 
+def _grants(scopes: frozenset[str]) -> frozenset[tuple[str, str]]:
+    """(resource, action) pairs of scopes: `repository:r:push,pull` is (`repository:r`, push) and (.., pull)."""
+    pairs: set[tuple[str, str]] = set()
+    for scope in scopes:
+        resource, _, actions = scope.rpartition(":")
+        pairs.update((resource, action) for action in actions.split(","))
+    return frozenset(pairs)
+
+
 @dataclass(frozen=True)
 class Token:
     """A bearer token and the monotonic time after which it is not used any more."""
@@ -198,8 +207,12 @@ def parse_token_response(body: bytes, now: float) -> Token:
 class Authenticator:
     """The authentication state of one registry for one set of credentials: its challenge and cached tokens.
 
-    Invariant: a cached token is only handed out while `valid(clock())`; tokens are keyed by the exact scope set,
-    so a pull token is never used for a push. Concurrent requests for the same scopes share one token fetch.
+    Invariant: a cached token is only handed out while `valid(clock())`, and only for requests whose scopes its
+    request asked for (`repository:r:push,pull` covers `repository:r:pull`), so a pull token is never used for a
+    push. A token asked for more than one request needs (a push with every repository it mounts from) serves them
+    all; should the token server have granted less than asked, the registry answers 401 and the request is retried
+    once with a token for exactly its scopes. Concurrent requests for the same scopes share one token fetch, and
+    expired tokens are dropped whenever a new one is stored.
     """
 
     def __init__(
@@ -234,13 +247,34 @@ class Authenticator:
         if self.credentials.registry_token:
             return f"Bearer {self.credentials.registry_token}"
         key = frozenset(scopes)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            token = self._tokens.get(key)
-            if refresh or token is None or not token.valid(self.clock()):
-                token = await self._fetch(session, ssl_context, challenge, sorted(key), reference)
-                self._tokens[key] = token
+        token = None if refresh else self._covering(key)
+        if token is None:
+            lock = self._locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                found = self._tokens.get(key)
+                token = found if found is not None and found.valid(self.clock()) and not refresh else None
+                if token is None:
+                    token = await self._fetch(session, ssl_context, challenge, sorted(key), reference)
+                    self._store(key, token)
         return f"Bearer {token.value}"
+
+    def _covering(self, scopes: frozenset[str]) -> Token | None:
+        """A valid token whose request asked for at least `scopes`."""
+        now = self.clock()
+        exact = self._tokens.get(scopes)
+        if exact is not None and exact.valid(now):
+            return exact
+        wanted = _grants(scopes)
+        for key, token in self._tokens.items():
+            if token.valid(now) and wanted <= _grants(key):
+                return token
+        return None
+
+    def _store(self, key: frozenset[str], token: Token) -> None:
+        now = self.clock()
+        self._tokens = {k: t for k, t in self._tokens.items() if t.valid(now)}
+        self._tokens[key] = token
+        self._locks = {k: lock for k, lock in self._locks.items() if k in self._tokens or lock.locked()}
 
     def update(self, challenge: Challenge) -> None:
         """A 401 brought a (possibly new) challenge: take it, and forget tokens issued under another realm."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import ssl
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from urllib.parse import quote, urljoin
@@ -27,6 +28,7 @@ from kpack_core.registry.errors import (
     NotFoundError,
     RegistryError,
 )
+from kpack_core.registry.locations import BlobLocations
 from kpack_core.registry.manifest import (
     Descriptor,
     ImageConfig,
@@ -36,7 +38,7 @@ from kpack_core.registry.manifest import (
     RawManifest,
 )
 from kpack_core.registry.reference import Reference, parse_reference, validate_digest
-from kpack_core.registry.transport import Answer, RegistryOptions, Transport
+from kpack_core.registry.transport import Answer, Endpoints, RegistryOptions, Transport
 
 BLOB_PUSH_CONCURRENCY = 4
 """Blobs of one image uploaded at once: enough to overlap round trips, few enough not to starve other tasks."""
@@ -81,9 +83,16 @@ class RegistryClient:
         options: RegistryOptions | None = None,
         *,
         session: aiohttp.ClientSession | None = None,
+        endpoints: Endpoints | None = None,
+        locations: BlobLocations | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`session` (not closed by `close()`), `endpoints` (pings and tokens), `locations` (where blobs are) and
+        `tls` (the client context) may be shared with other clients: `RegistryClients` does; each is the client's
+        own otherwise."""
         self.options = options or RegistryOptions()
-        self.transport = Transport(keychain, self.options, session)
+        self.transport = Transport(keychain, self.options, session, endpoints=endpoints, tls=tls)
+        self.locations = locations if locations is not None else BlobLocations()
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -252,6 +261,7 @@ class RegistryClient:
         actual = await compute_digest(answer.body)
         if actual != digest:
             raise DigestMismatchError(str(ref), f"blob {digest} hashes to {actual}")
+        self.locations.remember(ref.registry, ref.repository, digest)
         return answer.body
 
     async def push_blob(
@@ -263,28 +273,72 @@ class RegistryClient:
         mount_from: Iterable[Reference | str] = (),
         chunk_size: int | None = None,
     ) -> BlobPush:
-        """Makes the blob present in the reference's repository: skipped when a HEAD finds it, mounted from the
-        first of `mount_from` (same registry) that has it, else uploaded (monolithic, or PATCH chunks when
-        `chunk_size` or the options' `chunk_size` is set)."""
+        """Makes the blob present in the reference's repository: mounted from where it was last seen (see
+        `locations`), else skipped when a HEAD finds it, else mounted from the first of `mount_from` (same registry)
+        that has it, else uploaded (monolithic, or PATCH chunks when `chunk_size` or the options' `chunk_size` is
+        set)."""
         ref = _ref(reference)
         digest = digest or await compute_digest(data)
-        if await self.blob_exists(ref, digest, push=True):
-            return BlobPush.EXISTED
-        location: str | None = None
-        for source in mount_from:
-            mounted, location = await self._mount(ref, digest, _ref(source))
-            if mounted:
-                return BlobPush.MOUNTED
-            if location is not None:
-                break
-        if location is None:
-            location = await self._start_upload(ref)
-        size = chunk_size or self.options.chunk_size
-        if size:
-            await self._upload_chunked(ref, location, data, digest, size)
-        else:
-            await self._finish_upload(ref, location, digest, data)
-        return BlobPush.UPLOADED
+        return await self._place(ref, digest, data, [_ref(s) for s in mount_from], chunk_size)
+
+    def remember_blob(self, reference: Reference | str, digest: str) -> None:
+        """`digest` is in the reference's repository (a layer read from there): later pushes mount it from there."""
+        ref = _ref(reference)
+        self.locations.remember(ref.registry, ref.repository, digest)
+
+    async def _place(
+        self, ref: Reference, digest: str, data: bytes | None, sources: list[Reference], chunk_size: int | None = None
+    ) -> BlobPush:
+        """`push_blob`'s work, also for blobs with no bytes given (`data` None: BlobUnknownError when it can be
+        neither found nor mounted). One digest is placed on one registry at a time among the clients sharing
+        `locations`, so a concurrent push of the same content mounts what the first one uploaded.
+
+        A remembered location is tried before the HEAD: a mount of a blob the repository already holds succeeds too,
+        so one request does both. A refused mount may open an upload session (202): it is used for the upload when
+        the bytes are at hand, else cancelled."""
+        validate_digest(digest, str(ref))
+        async with self.locations.exclusive(ref.registry, digest):
+            remembered = [
+                Reference(ref.registry, repository, None)
+                for repository in self.locations.repositories(ref.registry, digest)
+                if repository != ref.repository
+            ]
+            tried = {source.repository for source in remembered}
+            given = [s for s in sources if s.registry != ref.registry or s.repository not in tried]
+            opened: str | None = None
+            try:
+                # Remembered locations, then a HEAD of the target (None marks it), then the sources given.
+                for source in (*remembered, None, *given):
+                    if source is None:
+                        if await self.blob_exists(ref, digest, push=True):
+                            return self._placed(ref, digest, BlobPush.EXISTED)
+                        continue
+                    mounted, opened = await self._mount(ref, digest, source)
+                    if mounted:
+                        return self._placed(ref, digest, BlobPush.MOUNTED)
+                    if source in remembered:  # (the sources given exclude those)
+                        self.locations.forget(ref.registry, source.repository, digest)
+                    if opened is not None:
+                        if data is not None:
+                            break
+                        await self._cancel(ref, opened)
+                        opened = None
+                if data is None:
+                    raise BlobUnknownError(str(ref), f"blob {digest} is neither given nor in the registry")
+                location, opened = opened or await self._start_upload(ref), None
+                size = chunk_size or self.options.chunk_size
+                if size:
+                    await self._upload_chunked(ref, location, data, digest, size)
+                else:
+                    await self._finish_upload(ref, location, digest, data)
+                return self._placed(ref, digest, BlobPush.UPLOADED)
+            finally:
+                if opened is not None:
+                    await self._cancel(ref, opened)
+
+    def _placed(self, ref: Reference, digest: str, how: BlobPush) -> BlobPush:
+        self.locations.remember(ref.registry, ref.repository, digest)
+        return how
 
     async def _mount(self, ref: Reference, digest: str, source: Reference) -> tuple[bool, str | None]:
         """(True, None) when mounted; (False, location) when the registry started an upload instead; (False, None)
@@ -374,26 +428,23 @@ class RegistryClient:
 
         async def ensure(descriptor: Descriptor) -> None:
             async with limit:
-                data = given.get(descriptor.digest)
-                if data is not None:
-                    await self.push_blob(ref, data, digest=descriptor.digest, mount_from=sources)
-                    return
-                if await self.blob_exists(ref, descriptor.digest, push=True):
-                    return
-                for source in sources:
-                    mounted, location = await self._mount(ref, descriptor.digest, source)
-                    if mounted:
-                        return
-                    if location is not None:
-                        await self._cancel(ref, location)
-                raise BlobUnknownError(str(ref), f"blob {descriptor.digest} is neither given nor in the registry")
+                await self._place(ref, descriptor.digest, given.get(descriptor.digest), sources)
 
         pending = {d.digest: d for d in (*image.layers, image.config)}
+        await self.transport.authorize(ref, self._push_scopes(ref, pending, sources))
         results = await asyncio.gather(*(ensure(d) for d in pending.values()), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]
         return await self.put_manifest(ref, raw)
+
+    def _push_scopes(self, ref: Reference, digests: Iterable[str], sources: Iterable[Reference]) -> list[str]:
+        """Push to `ref`, and pull from every repository of its registry a blob may be mounted from."""
+        repositories = {s.repository for s in sources if s.registry == ref.registry}
+        for digest in digests:  # the newest location of each: the one a mount tries first
+            repositories.update(self.locations.repositories(ref.registry, digest)[:1])
+        repositories.discard(ref.repository)
+        return [push_scope(ref.repository), *(pull_scope(r) for r in sorted(repositories))]
 
     async def push_index(
         self, reference: Reference | str, index: ImageIndex | RawManifest, *, check_children: bool = True

@@ -13,7 +13,7 @@ import asyncio
 import ipaddress
 import random
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +82,14 @@ def ssl_context(ca_pem: bytes | None) -> ssl.SSLContext:
     return context
 
 
+def new_session(options: RegistryOptions, trace_configs: Sequence[aiohttp.TraceConfig] = ()) -> aiohttp.ClientSession:
+    """An HTTP session with the options' timeouts and user agent (`trace_configs`: aiohttp's request hooks)."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=options.connect_timeout, sock_read=options.read_timeout)
+    return aiohttp.ClientSession(
+        timeout=timeout, headers={"User-Agent": options.user_agent}, trace_configs=list(trace_configs) or None
+    )
+
+
 @dataclass(frozen=True)
 class Answer:
     """A completed HTTP exchange: status, headers, the whole body and the final URL (after redirects)."""
@@ -101,6 +109,11 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
+MAX_AUTHENTICATORS = 256
+"""Authenticators (each with its tokens) kept per registry; the least recently used go first. Credentials change
+(rotated passwords, new namespaces' secrets), and an endpoint shared by a pool would otherwise keep every one."""
+
+
 @dataclass
 class _Endpoint:
     """One registry as pinged: its base URL and the authenticators per credentials."""
@@ -110,9 +123,35 @@ class _Endpoint:
     authenticators: dict[Credentials, Authenticator] = field(default_factory=dict)
 
     def authenticator(self, credentials: Credentials) -> Authenticator:
-        if credentials not in self.authenticators:
-            self.authenticators[credentials] = Authenticator(self.challenge, credentials)
-        return self.authenticators[credentials]
+        found = self.authenticators.pop(credentials, None)
+        if found is None:
+            found = Authenticator(self.challenge, credentials)
+            while len(self.authenticators) >= MAX_AUTHENTICATORS:
+                del self.authenticators[next(iter(self.authenticators))]
+        self.authenticators[credentials] = found
+        return found
+
+
+class Endpoints:
+    """Registries as pinged, with their authenticators. One per `Transport` by default; the transports of a pool
+    share one, so each registry is pinged once and a token is reused by every client holding the same
+    credentials (an `Authenticator` belongs to one set of credentials, so sharing it grants nothing new)."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._ping_locks: dict[str, asyncio.Lock] = {}
+
+    def get(self, registry: str) -> _Endpoint | None:
+        return self._endpoints.get(registry)
+
+    async def get_or_ping(self, registry: str, ping: Callable[[], Awaitable[_Endpoint]]) -> _Endpoint:
+        endpoint = self._endpoints.get(registry)
+        if endpoint is not None:
+            return endpoint
+        async with self._ping_locks.setdefault(registry, asyncio.Lock()):
+            if registry not in self._endpoints:
+                self._endpoints[registry] = await ping()
+            return self._endpoints[registry]
 
 
 STREAM_THRESHOLD = 4 * 1024 * 1024
@@ -130,23 +169,25 @@ class Transport:
     """Authorised, retried HTTP requests to registries. Owns its aiohttp session unless one is passed in."""
 
     def __init__(
-        self, keychain: Keychain | None, options: RegistryOptions, session: aiohttp.ClientSession | None = None
+        self,
+        keychain: Keychain | None,
+        options: RegistryOptions,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        endpoints: Endpoints | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.keychain = keychain
         self.options = options
-        self._ssl = ssl_context(options.ca_pem)
+        self._ssl = tls or ssl_context(options.ca_pem)
         self._own_session = session is None
         self._session = session
-        self._endpoints: dict[str, _Endpoint] = {}
-        self._ping_locks: dict[str, asyncio.Lock] = {}
+        self._endpoints = endpoints if endpoints is not None else Endpoints()
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=self.options.connect_timeout, sock_read=self.options.read_timeout
-            )
-            self._session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": self.options.user_agent})
+            self._session = new_session(self.options)
         return self._session
 
     async def close(self) -> None:
@@ -159,7 +200,7 @@ class Transport:
         endpoint = self._endpoints.get(reference.registry)
         if endpoint is None:
             return None
-        return next(iter(endpoint.authenticators.values()), None)
+        return next(reversed(endpoint.authenticators.values()), None)
 
     # --- ping --------------------------------------------------------------------------------------------------
 
@@ -170,14 +211,7 @@ class Transport:
         return self._ssl if url.scheme == "https" else False
 
     async def _endpoint(self, reference: Reference) -> _Endpoint:
-        registry = reference.registry
-        endpoint = self._endpoints.get(registry)
-        if endpoint is not None:
-            return endpoint
-        async with self._ping_locks.setdefault(registry, asyncio.Lock()):
-            if registry not in self._endpoints:
-                self._endpoints[registry] = await self._ping(reference)
-            return self._endpoints[registry]
+        return await self._endpoints.get_or_ping(reference.registry, lambda: self._ping(reference))
 
     async def _ping(self, reference: Reference) -> _Endpoint:
         schemes = ["https", "http"] if self._plain_http_allowed(reference.registry) else ["https"]
@@ -247,6 +281,15 @@ class Transport:
         if isinstance(error, UnauthorizedError) and credentials.anonymous:
             error = UnauthorizedError(name, f"{error.args[0].split(': ', 1)[1]} (no credentials)", status=401)
         raise error
+
+    async def authorize(self, reference: Reference, scopes: Iterable[str]) -> None:
+        """Get a token for `scopes` now, so the requests that follow, each needing some of them, share it (one
+        token for a whole push rather than one per set of mount sources)."""
+        endpoint = await self._endpoint(reference)
+        credentials = await self.keychain.resolve(reference) if self.keychain is not None else ANONYMOUS
+        await endpoint.authenticator(credentials).header(
+            self.session, self._ssl_for(endpoint.base), scopes, str(reference)
+        )
 
     async def _authorised(
         self,

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -79,6 +79,7 @@ class Manager:
         self.health_port: int | None = None
         self._signals = 0
         self._recorders: dict[str, EventRecorder] = {}
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     def add_controller(self, controller: Controller) -> None:
         self.controllers.append(controller)
@@ -95,6 +96,11 @@ class Manager:
 
     def add_readyz_check(self, name: str, check: Check) -> None:
         self.readyz.add(name, check)
+
+    def on_shutdown(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Call `close` when the manager stops, after the controllers and caches (for resources the controllers
+        share, such as connection pools). A failing `close` is logged; the others still run."""
+        self._closers.append(close)
 
     def stop(self) -> None:
         """Ask `run()` to stop gracefully (what the first SIGTERM does)."""
@@ -185,6 +191,11 @@ class Manager:
         for recorder in self._recorders.values():
             await recorder.close()
         await self.cache.stop()
+        for close in self._closers:
+            try:
+                await close()
+            except Exception as exc:  # one broken resource must not keep the others open
+                log.error("closing a shared resource failed", error=repr(exc))
         await self._stop_servers()
         log.info("manager stopped", drained=drained)
         return EXIT_OK

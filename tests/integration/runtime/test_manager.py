@@ -329,6 +329,30 @@ async def test_event_recorders_run_with_the_manager(client: Client, namespace: s
     assert seen[0]["source"]["component"] == "eventing-test"
 
 
+async def test_shutdown_hooks_run_after_the_controllers_even_when_one_fails(client: Client, namespace: str) -> None:
+    manager = Manager(client, ManagerOptions(metrics_bind_address=None))
+    controller = Controller("hooked", EventingReconciler(manager))
+    controller.watch_for(manager.cache.informer(CONFIGMAPS, namespace=namespace))
+    manager.add_controller(controller)
+    closed: list[str] = []
+
+    async def broken() -> None:
+        closed.append(f"broken, controller running: {controller.started}")
+        raise RuntimeError("cannot close")
+
+    async def pool() -> None:
+        closed.append("pool")
+
+    manager.on_shutdown(broken)
+    manager.on_shutdown(pool)
+    running = asyncio.create_task(manager.run())
+    await wait_until(lambda: controller.started, 30, "start")
+    assert closed == []
+    manager.stop()
+    assert await asyncio.wait_for(running, 30) == 0  # a failing hook is logged, not fatal
+    assert closed == ["broken, controller running: False", "pool"]
+
+
 async def test_not_ready_until_synced_and_a_cache_that_never_syncs_fails_the_start(
     client: Client, namespace: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,8 +1,9 @@
-"""Challenge parsing, token responses and expiry, keychain lookup."""
+"""Challenge parsing, token responses and expiry, token reuse across scope sets, keychain lookup."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 import pytest
@@ -12,6 +13,7 @@ from kpack_core.registry.auth import (
     DEFAULT_TOKEN_LIFETIME,
     Authenticator,
     Challenge,
+    Token,
     parse_challenges,
     parse_token_response,
     pick_challenge,
@@ -116,3 +118,49 @@ async def test_static_keychain_matches_hosts_and_hub_aliases() -> None:
     assert await keychain.resolve(parse_reference("busybox")) == hub
     assert (await keychain.resolve(parse_reference("gcr.io/app"))).anonymous
     assert "p" not in repr(user)
+
+
+class CountingAuthenticator(Authenticator):
+    """Hands out `token-<n>` for the n-th fetch, valid until `expires_at`, and records each fetch's scopes."""
+
+    def __init__(self) -> None:
+        super().__init__(Challenge("bearer", {"realm": "https://auth.example/token"}), Credentials("u", "p"))
+        self.now = 0.0
+        self.clock = lambda: self.now
+        self.fetched: list[list[str]] = []
+        self.lifetime = 100.0
+
+    async def _fetch(self, session: Any, ssl_context: Any, challenge: Any, scopes: list[str], reference: str) -> Token:
+        self.fetched.append(scopes)
+        return Token(f"token-{len(self.fetched)}", self.now + self.lifetime)
+
+
+async def test_a_token_asked_for_more_scopes_serves_requests_needing_fewer() -> None:
+    authenticator = CountingAuthenticator()
+    push_all = [push_scope("team/app"), pull_scope("stacks/build"), pull_scope("buildpacks/go")]
+    assert await authenticator.header(None, False, push_all, "r") == "Bearer token-1"  # type: ignore[arg-type]
+
+    for needed in (
+        [push_scope("team/app")],
+        [pull_scope("team/app")],
+        [push_scope("team/app"), pull_scope("buildpacks/go")],
+    ):
+        assert await authenticator.header(None, False, needed, "r") == "Bearer token-1"  # type: ignore[arg-type]
+    assert len(authenticator.fetched) == 1
+
+    # Not covered: a push to a repository the token was only asked to read, and an unrelated repository.
+    assert await authenticator.header(None, False, [push_scope("stacks/build")], "r") == "Bearer token-2"  # type: ignore[arg-type]
+    assert await authenticator.header(None, False, [pull_scope("other")], "r") == "Bearer token-3"  # type: ignore[arg-type]
+
+
+async def test_a_refresh_fetches_exactly_the_scopes_needed_and_expired_tokens_are_dropped() -> None:
+    authenticator = CountingAuthenticator()
+    await authenticator.header(None, False, [push_scope("a"), pull_scope("b")], "r")  # type: ignore[arg-type]
+    header = await authenticator.header(None, False, [pull_scope("b")], "r", refresh=True)  # type: ignore[arg-type]
+    assert header == "Bearer token-2"
+    assert authenticator.fetched[-1] == [pull_scope("b")]
+
+    authenticator.now = 1000.0  # both expired
+    await authenticator.header(None, False, [pull_scope("c")], "r")  # type: ignore[arg-type]
+    assert list(authenticator._tokens) == [frozenset({pull_scope("c")})]
+    assert set(authenticator._locks) <= {frozenset({pull_scope("c")})}
