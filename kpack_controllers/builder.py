@@ -30,9 +30,8 @@ from kpack_controllers.lifecycle import (
     DEFAULT_SYSTEM_NAMESPACE,
     LIFECYCLE_CONFIGMAP,
     LifecycleImageProvider,
-    RegistryClientFactory,
-    registry_clients,
 )
+from kpack_controllers.registry_clients import RegistryClientFactory, manager_registry_clients
 from kpack_controllers.status import READY, condition, previous_conditions, ready, write_status
 from kpack_core.apis.resources import BUILDERS, CLUSTER_BUILDERS, CLUSTER_STACKS, CLUSTER_STORES
 from kpack_core.apis.v1alpha2.builder import BuilderSpec, NamespacedBuilderSpec, effective_service_account
@@ -364,7 +363,7 @@ def _setup(
     secrets: SecretReader | None,
     lifecycle: LifecycleImageProvider | None,
 ) -> Controller:
-    factory = registry_clients_ or registry_clients(options.registry)
+    factory = registry_clients_ or manager_registry_clients(manager, options.registry)
     reader = secrets or ClientReader(manager.client)
     provider = lifecycle or lifecycle_provider(
         manager, registry_clients=factory, secrets=reader, system_namespace=options.system_namespace

@@ -22,15 +22,14 @@ from typing import Any, Final
 
 import structlog
 
+from kpack_controllers.registry_clients import RegistryClientFactory
 from kpack_core.cnb import LifecycleImage, LifecycleImageError, LifecycleNotConfiguredError, RemoteLayer, read_image
 from kpack_core.keychains import SecretReader, ServiceAccountKeychain
 from kpack_core.registry import (
     InvalidReferenceError,
     Keychain,
     Reference,
-    RegistryClient,
     RegistryError,
-    RegistryOptions,
     parse_reference,
 )
 from kpack_core.runtime.informer import Informer
@@ -44,18 +43,6 @@ IMAGE_KEY: Final = "image"
 SERVICE_ACCOUNT_NAME_KEY: Final = "serviceAccountRef.name"
 SERVICE_ACCOUNT_NAMESPACE_KEY: Final = "serviceAccountRef.namespace"
 DEFAULT_SYSTEM_NAMESPACE: Final = "kpack"
-
-RegistryClientFactory = Callable[[Keychain], RegistryClient]
-"""Makes a registry client for a keychain (tests pass one that trusts their CA or counts requests)."""
-
-
-def registry_clients(options: RegistryOptions | None = None) -> RegistryClientFactory:
-    """The default factory: a fresh client (own HTTP session) per use, with `options`."""
-
-    def make(keychain: Keychain) -> RegistryClient:
-        return RegistryClient(keychain, options)
-
-    return make
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import aiohttp
 import structlog
 from pydantic import ValidationError
 
+from kpack_controllers.registry_clients import RegistryClientFactory, manager_registry_clients
 from kpack_controllers.status import READY, condition, condition_status, previous_conditions, write_status
 from kpack_core.apis.errors import FieldError, describe, from_pydantic
 from kpack_core.keychains import ClientReader, SecretFormatError, SecretReader, ServiceAccountKeychain
@@ -42,7 +43,6 @@ from kpack_core.registry import (
     ImageConfig,
     ImageManifest,
     InvalidReferenceError,
-    Keychain,
     NotFoundError,
     RegistryClient,
     RegistryError,
@@ -66,9 +66,6 @@ log = structlog.get_logger(__name__)
 JSON = dict[str, Any]
 T = TypeVar("T")
 
-RegistryClientFactory = Callable[[Keychain], RegistryClient]
-"""Makes the registry client one reconcile reads with (tests pass one trusting the envtest CA)."""
-
 DEFAULT_POLL_INTERVAL: Final = 300.0
 """Seconds between re-reads of a Ready object's images, to notice a tag that moved (5 minutes)."""
 WORKERS: Final = 2
@@ -90,11 +87,6 @@ ACCESS_DENIED: Final = "AccessDenied"
 REGISTRY_UNAVAILABLE: Final = "RegistryUnavailable"
 REGISTRY_ERROR: Final = "RegistryError"
 INVALID_IMAGE: Final = "InvalidImage"
-
-
-def default_registry_client(keychain: Keychain) -> RegistryClient:
-    """A registry client with system trust and default retries."""
-    return RegistryClient(keychain)
 
 
 def retry_rate_limiter(poll_interval: float, clock: Clock = REAL_CLOCK) -> MaxOfRateLimiter:
@@ -338,7 +330,7 @@ class ImageResolvingReconciler:
         objects: Informer,
         secrets: SecretReader,
         *,
-        registry_client: RegistryClientFactory = default_registry_client,
+        registry_client: RegistryClientFactory = RegistryClient,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         clock: Clock = REAL_CLOCK,
         recorder: EventRecorder | None = None,
@@ -382,7 +374,7 @@ def register_controller(
     reconciler: type[ImageResolvingReconciler],
     name: str,
     *,
-    registry_client: RegistryClientFactory,
+    registry_client: RegistryClientFactory | None,
     poll_interval: float,
     secrets: SecretReader | None,
     events: bool,
@@ -392,8 +384,9 @@ def register_controller(
 
     Informer: every object of the reconciler's resource. Watch: each object itself, on create, delete and spec
     (generation) changes; status writes of our own do not wake it. Failures back off per key up to
-    `poll_interval`. `secrets` defaults to live reads (`ClientReader`: no cluster-wide secret cache); `events`
-    records a Kubernetes Event when Ready changes (through the manager's recorder).
+    `poll_interval`. `registry_client` defaults to the manager's pool (`manager_registry_clients`); `secrets` to
+    live reads (`ClientReader`: no cluster-wide secret cache); `events` records a Kubernetes Event when Ready
+    changes (through the manager's recorder).
     """
     objects = manager.cache.informer(reconciler.resource)
     controller = Controller(
@@ -402,7 +395,7 @@ def register_controller(
             manager.client,
             objects,
             secrets if secrets is not None else ClientReader(manager.client),
-            registry_client=registry_client,
+            registry_client=registry_client or manager_registry_clients(manager),
             poll_interval=poll_interval,
             clock=manager.clock,
             recorder=manager.event_recorder(EVENT_COMPONENT) if events else None,

@@ -20,14 +20,13 @@ from typing import Any
 
 import structlog
 
+from kpack_controllers.registry_clients import RegistryClientFactory
 from kpack_controllers.resolving import (
     DEFAULT_POLL_INTERVAL,
     WORKERS,
     ImageResolvingReconciler,
     InvalidSpecError,
-    RegistryClientFactory,
     checked_spec,
-    default_registry_client,
     first_failure_in_order,
     keychain_for,
     read_image,
@@ -108,7 +107,7 @@ class ClusterStackReconciler(ImageResolvingReconciler):
 def setup(
     manager: Manager,
     *,
-    registry_client: RegistryClientFactory = default_registry_client,
+    registry_client: RegistryClientFactory | None = None,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     secrets: SecretReader | None = None,
     events: bool = True,

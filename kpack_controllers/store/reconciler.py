@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kpack_controllers.registry_clients import RegistryClientFactory
 from kpack_controllers.resolving import (
     DEFAULT_POLL_INTERVAL,
     WORKERS,
     ImageResolvingReconciler,
-    RegistryClientFactory,
     checked_spec,
-    default_registry_client,
     first_failure_in_order,
     keychain_for,
     read_image,
@@ -91,7 +90,7 @@ class ClusterStoreReconciler(ImageResolvingReconciler):
 def setup(
     manager: Manager,
     *,
-    registry_client: RegistryClientFactory = default_registry_client,
+    registry_client: RegistryClientFactory | None = None,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
     secrets: SecretReader | None = None,
     events: bool = True,

@@ -2,9 +2,10 @@
 
 - When the tag already points at the assembled digest nothing is written: a reconcile that finds nothing new makes
   no registry writes at all.
-- Otherwise the blobs made here are uploaded (unless present), every reused layer is cross-repository mounted from
-  the repository it was read from, the manifest is PUT at the tag, and the same manifest is tagged
-  `<repo>:<YYYYMMDDhhmmss>` (UTC; kpack used the controller's local time, which in a container is UTC too).
+- Otherwise the blobs made here are uploaded (unless present, or mountable from where the client's pool last put
+  them), every reused layer is cross-repository mounted from the repository it was read from, the manifest is PUT
+  at the tag, and the same manifest is tagged `<repo>:<YYYYMMDDhhmmss>` (UTC; kpack used the controller's local
+  time, which in a container is UTC too).
 - A reused layer that cannot be mounted (its source is on another registry, or the credentials may not read it
   there) is the only thing ever downloaded, through `fetch`, and uploaded.
 """
@@ -66,6 +67,8 @@ async def save_image(
     identifier = f"{tag}@{digest}"
     if await current_digest(client, ref) == digest:
         return SaveResult(identifier, digest, written=False)
+    for layer in image.remote:  # each reused layer is mounted from where it was read, first
+        client.remember_blob(layer.source, layer.digest)
     sources = mount_sources(image)
     try:
         await client.push_image(ref, image.raw, image.blobs, mount_from=sources)

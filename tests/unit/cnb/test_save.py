@@ -1,5 +1,5 @@
 """`save_image` against a recording stand-in of RegistryClient: no write when the tag already has the digest, a
-push with mounts plus the timestamp tag otherwise, and a copy through `fetch` only for layers it cannot mount."""
+push with mounts (each reused layer's source remembered) plus the timestamp tag otherwise, and a copy through `fetch` only for layers it cannot mount."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ class FakeRegistry:
         self.mountable = mountable
         self.pushes: list[tuple[str, dict[str, bytes], list[str]]] = []
         self.manifests: list[str] = []
+        self.remembered: list[tuple[str, str]] = []
+
+    def remember_blob(self, reference: Reference, digest: str) -> None:
+        self.remembered.append((reference.name, digest))
 
     async def head_manifest(self, reference: Reference) -> Descriptor | None:
         return None if self.current is None else Descriptor(mediatypes.DOCKER_MANIFEST, self.current, 1)
@@ -87,6 +91,7 @@ async def test_a_new_image_is_pushed_with_mounts_and_a_timestamp_tag() -> None:
     assert saved.written
     assert saved.identifier == f"r.io/builder@{IMAGE.digest}"  # the tag exactly as given, as kpack reports it
     assert registry.pushes == [("r.io/builder:latest", IMAGE.blobs, [str(LAYER.source)])]
+    assert registry.remembered == [("r.io/bp/go", LAYER.digest)]  # mounted from where it was read, first
     assert registry.manifests == ["r.io/builder:20231114221320"]
     assert timestamp_tag(WALL) == "20231114221320"
 
