@@ -494,3 +494,33 @@ async def test_wrong_credentials_and_a_missing_lifecycle_config_recover_once_fix
         assert env.registry.host in ready_condition(failed)["message"]
         await set_password(env.client, env.namespace, env.registry, "wrong", env.registry.password)
         await wait_ready(env, BUILDERS, "denied", namespace=env.namespace)
+
+
+async def test_a_push_the_registry_denies_is_reported_and_recovers_once_allowed(env: Env) -> None:
+    """Reads allowed, the push refused (the token server grants only pull on the builder's repository): the
+    builder names its tag, does not crash, and pushes once the registry allows it."""
+    issuer = env.registry.token_issuer
+    assert issuer is not None
+    stack, store = unique("stack"), unique("store")
+    await create_stack_and_store(env.client, stack, store, env.world)
+    await create_configmap(env.client, lifecycle_configmap(env.namespace, env.world.lifecycle_tag))
+    tag = env.world.repo("read-only")
+    read_only = parse_reference(tag).repository
+    allowed = issuer.policy
+
+    def no_push_to_read_only(user: str | None, repository: str, actions: list[str]) -> list[str]:
+        granted = allowed(user, repository, actions)
+        return [a for a in granted if a == "pull"] if repository == read_only else granted
+
+    issuer.policy = no_push_to_read_only
+    try:
+        async with running_builder_controllers(env.client, env.clients, env.namespace):
+            order = [{"group": [{"id": "example/go"}]}]
+            await env.client.create(BUILDERS, builder(env.namespace, "read-only", tag, stack, store, order))
+            failed = await wait_not_ready(env, BUILDERS, "read-only", read_only, namespace=env.namespace)
+            assert "latestImage" not in failed["status"]
+            issuer.policy = allowed
+            ready = await wait_ready(env, BUILDERS, "read-only", namespace=env.namespace)
+            assert ready["status"]["latestImage"].startswith(f"{tag}@sha256:")
+    finally:
+        issuer.policy = allowed
