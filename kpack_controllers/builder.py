@@ -60,7 +60,7 @@ from kpack_core.runtime.controller import Controller
 from kpack_core.runtime.informer import Informer
 from kpack_core.runtime.manager import Manager
 from kpack_core.runtime.predicate import GenerationChanged
-from kpack_core.runtime.reconcile import Request, Result
+from kpack_core.runtime.reconcile import ReportedError, Request, Result
 from kpack_core.runtime.resource import CONFIGMAPS, Resource
 from kpack_core.runtime.store import ALL_NAMESPACES, IndexFunc, field_indexer
 
@@ -95,7 +95,7 @@ class InvalidBuilderSpecError(BuilderError):
     """The spec cannot be read (the webhook refuses such specs; this catches objects written around it)."""
 
 
-class BuilderNotReadyError(Exception):
+class BuilderNotReadyError(ReportedError):
     """Raised after `Ready=False` was written, so the controller retries with backoff; names the builder."""
 
     def __init__(self, builder: str, cause: str) -> None:

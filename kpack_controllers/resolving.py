@@ -58,7 +58,7 @@ from kpack_core.runtime.informer import Informer
 from kpack_core.runtime.manager import Manager
 from kpack_core.runtime.predicate import GenerationChanged
 from kpack_core.runtime.ratelimiter import BucketRateLimiter, ItemExponentialFailureRateLimiter, MaxOfRateLimiter
-from kpack_core.runtime.reconcile import Request, Result, TerminalError
+from kpack_core.runtime.reconcile import ReportedError, Request, Result, TerminalError
 from kpack_core.runtime.resource import Resource
 
 log = structlog.get_logger(__name__)
@@ -102,7 +102,7 @@ def retry_rate_limiter(poll_interval: float, clock: Clock = REAL_CLOCK) -> MaxOf
 # -- errors ---------------------------------------------------------------------------------------------------------
 
 
-class ResolveError(Exception):
+class ResolveError(ReportedError):
     """Resolving failed. `reason` is the Ready condition's reason, `message` (also `str()`) names what is at fault."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -10,9 +10,11 @@ Outcomes of a reconcile follow controller-runtime exactly (and are counted in th
 | `Result(requeue_after=d>0)` | `forget`, then `add_after(d)`  | requeue_after           |                         |
 | `Result()`                  | `forget`                       | success                 |                         |
 
-An exception never ends a worker. A key is never reconciled by two workers at once (the queue guarantees it), and
-a key changed while being reconciled is reconciled again afterwards, once. Python has no panics, so
-`controller_runtime_reconcile_panics_total` exists (for dashboards) but stays 0.
+Exceptions are logged with their traceback, except API and transport errors and `ReportedError`s (failures the
+reconciler already reported in a status): their message says it all. An exception never ends a worker. A key is
+never reconciled by two workers at once (the queue guarantees it), and a key changed while being reconciled is
+reconciled again afterwards, once. Python has no panics, so `controller_runtime_reconcile_panics_total` exists (for
+dashboards) but stays 0.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from kpack_core.runtime.informer import Informer
 from kpack_core.runtime.log import bind_reconcile
 from kpack_core.runtime.predicate import Predicate
 from kpack_core.runtime.ratelimiter import RateLimiter
-from kpack_core.runtime.reconcile import Reconciler, Request, Result, TerminalError
+from kpack_core.runtime.reconcile import Reconciler, ReportedError, Request, Result, TerminalError
 from kpack_core.runtime.resource import Resource
 from kpack_core.runtime.store import JSON
 from kpack_core.runtime.workqueue import ShutDown, WorkQueue
@@ -196,7 +198,9 @@ class Controller:
             "reconcile failed; requeued with backoff",
             error=f"{type(exc).__name__}: {exc}",
             requeues=self.queue.num_requeues(request),
-            exc_info=not isinstance(exc, errors.ApiError | errors.TransportError | asyncio.CancelledError),
+            exc_info=not isinstance(
+                exc, errors.ApiError | errors.TransportError | ReportedError | asyncio.CancelledError
+            ),
         )
 
     def _count_error(self) -> None:

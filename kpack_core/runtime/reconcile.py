@@ -39,6 +39,12 @@ class TerminalError(Exception):
     counted, and not requeued. The object is reconciled again when it (or something mapped to it) changes."""
 
 
+class ReportedError(Exception):
+    """An expected failure the reconciler already reported where users look (a status condition, an Event):
+    retried with backoff like any exception, and logged with its message only. A traceback is for the unexpected;
+    one per retry of a missing image or a denied push would bury the failures that need one."""
+
+
 class Reconciler(Protocol):
     """Converges the world towards one object's desired state. Idempotent; raises to retry with backoff."""
 

@@ -13,12 +13,13 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 import pytest
+import structlog.testing
 from prometheus_client.parser import text_string_to_metric_families
 
 from kpack_core.runtime.clock import REAL_CLOCK, Clock, FakeClock
 from kpack_core.runtime.controller import Controller
 from kpack_core.runtime.metrics import RECONCILE_TIME_BUCKETS, exposition
-from kpack_core.runtime.reconcile import Reconciler, Request, Result, TerminalError
+from kpack_core.runtime.reconcile import Reconciler, ReportedError, Request, Result, TerminalError
 
 Behaviour = Callable[[Request], Awaitable[Result]]
 
@@ -175,6 +176,27 @@ async def test_an_exception_requeues_with_growing_backoff_and_counts_an_error(ma
         assert controller.queue.num_requeues(request) == attempt
         await assert_comes_back_after(controller, clock, delay)
         assert delta(before, snapshot(controller.name)) == {"error": attempt, "errors": attempt, "time_count": attempt}
+
+
+async def test_a_reported_error_is_retried_like_any_and_logged_without_a_traceback(make: MakeController) -> None:
+    clock = FakeClock()
+    failures: list[Exception] = [ReportedError("image r.io/a:1 not found"), RuntimeError("a bug")]
+
+    async def fail(request: Request) -> Result:
+        raise failures.pop(0)
+
+    controller = make("reported", FakeReconciler(fail), clock=clock)
+    request = Request("ns", "a")
+    with structlog.testing.capture_logs() as logs:
+        await run_once(controller, request)
+        await assert_comes_back_after(controller, clock, 0.005)
+        await run_once(controller, request)
+    failed = [entry for entry in logs if entry["event"] == "reconcile failed; requeued with backoff"]
+    assert [(entry["error"], entry["exc_info"]) for entry in failed] == [
+        ("ReportedError: image r.io/a:1 not found", False),
+        ("RuntimeError: a bug", True),
+    ]
+    assert controller.queue.num_requeues(request) == 2
 
 
 async def test_the_error_backoff_is_per_key(make: MakeController) -> None:
