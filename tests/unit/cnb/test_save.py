@@ -1,5 +1,6 @@
 """`save_image` against a recording stand-in of RegistryClient: no write when the tag already has the digest, a
-push with mounts (each reused layer's source remembered) plus the timestamp tag otherwise, and a copy through `fetch` only for layers it cannot mount."""
+push with mounts (each reused layer's source remembered) plus the timestamp tag otherwise, and a copy through
+`fetch` only for layers it cannot mount."""
 
 from __future__ import annotations
 
