@@ -9,6 +9,9 @@ are exact:
 
     up(down(hub)) == hub            down(up(old)) == old   (for objects written through v1alpha1)
 
+Both directions are the webhook's hot path: the common conversion down runs as code compiled once per kind
+(`downplan`, checked against the exact path by property tests), and per-kind tables live on the `KindConversion`.
+
 Unlike kpack 0.4.0, which dropped v1alpha2-only fields (additional tags, registry cache, cosign, services, ...)
 whenever a client read and wrote an object through v1alpha1, nothing is lost, and no defaults are added on the way.
 `metadata` is copied verbatim apart from the annotation.
@@ -17,20 +20,19 @@ whenever a client read and wrote an object through v1alpha1, nothing is lost, an
 from __future__ import annotations
 
 import functools
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
 import orjson
 from pydantic import BaseModel
 
 from kpack_core.apis.base import GROUP, HUB_VERSION, JSON
+from kpack_core.apis.downplan import DownPlan, compile_down
+from kpack_core.apis.shapes import Path, keep_known
 
 ANNOTATION = "conversion.kpack.io/v1alpha2-fields"
 """Carries, on a v1alpha1 object, the hub fields v1alpha1 has no home for."""
-
-Path = tuple[str, ...]
 
 
 class ConversionError(Exception):
@@ -55,15 +57,25 @@ class KindConversion:
     moves: Sequence[Move] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "moves", tuple(self.moves))  # hashable: per-kind move tables are cached
+        object.__setattr__(self, "moves", tuple(self.moves))  # immutable, and the conversion stays hashable
 
+    # Derived tables, built on first use and kept on the instance: looking them up in a cache keyed by the
+    # conversion would hash its models and every move on each call.
 
-def _get(obj: Any, path: Path) -> Any:
-    for key in path:
-        if not isinstance(obj, dict) or key not in obj:
-            return _MISSING
-        obj = obj[key]
-    return obj
+    @functools.cached_property
+    def up_moves(self) -> tuple[tuple[Path, Path], ...]:
+        """(source, target) of every move, converting up."""
+        return tuple((m.old, m.hub) for m in self.moves)
+
+    @functools.cached_property
+    def down_moves(self) -> tuple[tuple[Path, Path], ...]:
+        """(source, target) of every move, converting down."""
+        return tuple((m.hub, m.old) for m in self.moves)
+
+    @functools.cached_property
+    def down_plan(self) -> DownPlan | None:
+        """The one-pass conversion down (`downplan`); None when the moves do not compile to one."""
+        return compile_down(self.down_moves, self.old_model)
 
 
 def _pop(obj: Any, path: Path) -> Any:
@@ -154,65 +166,6 @@ class _Missing:
 _MISSING = _Missing()
 
 
-# -- keeping what a model has a home for ------------------------------------------------------------------------
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    """The model inside an annotation like `Model | None`, else None."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if get_origin(annotation) in (Union, types.UnionType):
-        for arg in get_args(annotation):
-            found = _model_of(arg)
-            if found is not None:
-                return found
-    return None
-
-
-def _list_item_model(annotation: Any) -> type[BaseModel] | None:
-    for candidate in (annotation, *get_args(annotation)):
-        if get_origin(candidate) is list:
-            (item,) = get_args(candidate)
-            return _model_of(item)
-    return None
-
-
-@functools.cache
-def _fields(model: type[BaseModel]) -> dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]]:
-    """JSON name -> (nested model, list item model) of every field; computed once per model (this is the hot
-    path of every conversion)."""
-    return {
-        (info.alias or name): (_model_of(info.annotation), _list_item_model(info.annotation))
-        for name, info in model.model_fields.items()
-    }
-
-
-def keep_known(
-    obj: JSON, model: type[BaseModel], dropped: list[tuple[Path, Any]] | None = None, path: Path = ()
-) -> JSON:
-    """`obj` with only the fields `model` (recursively) declares, by JSON name. With `dropped`, each value left
-    out is appended to it with its path (a list of objects that lost something inside counts as a whole)."""
-    fields = _fields(model)
-    kept: JSON = {}
-    for key, value in obj.items():
-        known = fields.get(key)
-        if known is None:
-            if dropped is not None:
-                dropped.append(((*path, key), value))
-            continue
-        nested, item_model = known
-        if nested is not None and isinstance(value, dict):
-            kept[key] = keep_known(value, nested, dropped, (*path, key))
-        elif item_model is not None and isinstance(value, list):
-            items = [keep_known(v, item_model) if isinstance(v, dict) else v for v in value]
-            if dropped is not None and items != value:
-                dropped.append(((*path, key), value))
-            kept[key] = items
-        else:
-            kept[key] = value
-    return kept
-
-
 # -- what a conversion lost ---------------------------------------------------------------------------------------
 
 
@@ -248,18 +201,8 @@ def _describe(obj: JSON) -> str:
     return f"{obj.get('kind', '?')} {name}"
 
 
-@functools.cache
-def _up_moves(conversion: KindConversion) -> list[tuple[Path, Path]]:
-    return [(m.old, m.hub) for m in conversion.moves]
-
-
-@functools.cache
-def _down_moves(conversion: KindConversion) -> list[tuple[Path, Path]]:
-    return [(m.hub, m.old) for m in conversion.moves]
-
-
 def _up_plain(old: JSON, conversion: KindConversion) -> JSON:
-    hub = _moved(old, _up_moves(conversion))
+    hub = _moved(old, conversion.up_moves)
     hub["apiVersion"] = f"{GROUP}/{HUB_VERSION}"
     return hub
 
@@ -274,23 +217,26 @@ def _without_annotation(metadata: Any) -> Any:
     return {**metadata, "annotations": {k: v for k, v in annotations.items() if k != ANNOTATION}}
 
 
+_API_VERSIONS = {version: f"{GROUP}/{version}" for version in (HUB_VERSION, "v1alpha1")}
+
+
 def down(hub: JSON, conversion: KindConversion, version: str) -> JSON:
     """The v1alpha1 form of a hub object, with what v1alpha1 cannot hold in the annotation.
 
     `hub` is not changed; the result shares the values it keeps unchanged with it (copy before editing either in
     place if the other must stay as it is)."""
-    body = {k: v for k, v in hub.items() if k != "metadata"}
-    quick = _down_quick(body, conversion)
+    quick = _down_quick(hub, conversion)
     if quick is not None:
         old, dropped = quick
-        sets: list[Any] = [[list(path), value] for path, value in dropped]
+        sets: list[Any] = [[list(path), value] for path, value in dropped] if dropped else []
         removes: list[Any] = []
     else:
-        old = keep_known(_moved(body, _down_moves(conversion)), conversion.old_model)
-        back = _moved(old, _up_moves(conversion))
+        body = {k: v for k, v in hub.items() if k != "metadata"}
+        old = keep_known(_moved(body, conversion.down_moves), conversion.old_model)
+        back = _moved(old, conversion.up_moves)
         sets, removes = [], []
         _diff(back, body, (), sets, removes)
-    old["apiVersion"] = f"{GROUP}/{version}"
+    old["apiVersion"] = _API_VERSIONS.get(version) or f"{GROUP}/{version}"
     if "metadata" in hub:
         # A stale copy of the annotation on a hub object is never authoritative.
         old["metadata"] = _without_annotation(hub["metadata"])
@@ -307,27 +253,13 @@ def down(hub: JSON, conversion: KindConversion, version: str) -> JSON:
     return old
 
 
-def _down_quick(body: JSON, conversion: KindConversion) -> tuple[JSON, list[tuple[Path, Any]]] | None:
-    """The v1alpha1 body and what it lost, in one pass, for the common object whose lost fields are exactly what
-    `keep_known` leaves out: none of them near a move, and no move landing on a field that is already there.
-    None for any other object, which `down` handles by converting back and comparing (exact, and slower)."""
-    moves = conversion.moves
-    for move in moves:
-        if _get(body, move.old) is not _MISSING:
-            return None
-    dropped: list[tuple[Path, Any]] = []
-    old = keep_known(_moved(body, _down_moves(conversion)), conversion.old_model, dropped)
-    for path, _ in dropped:
-        for move in moves:
-            if _overlaps(path, move.hub) or _overlaps(path, move.old):
-                return None
-    return old, dropped
-
-
-def _overlaps(a: Path, b: Path) -> bool:
-    """One path is the other or lies inside it."""
-    n = min(len(a), len(b))
-    return a[:n] == b[:n]
+def _down_quick(hub: JSON, conversion: KindConversion) -> tuple[JSON, list[tuple[Path, Any]]] | None:
+    """The v1alpha1 body (no `metadata`) and what it lost, in one pass, for the common object whose lost fields
+    are exactly what `keep_known` leaves out: none of them near a move, and no move landing on a field that is
+    already there. None for any other object, which `down` handles by converting back and comparing (exact, and
+    slower). The pass is the kind's `DownPlan`, code compiled once from its moves and its v1alpha1 model."""
+    plan = conversion.down_plan
+    return plan.run(hub) if plan is not None else None
 
 
 def up(old: JSON, conversion: KindConversion) -> JSON:
@@ -360,22 +292,28 @@ def up(old: JSON, conversion: KindConversion) -> JSON:
     return hub
 
 
+_VERSIONS = (HUB_VERSION, "v1alpha1")
+_ROUTES = {(f"{GROUP}/{a}", f"{GROUP}/{b}"): b for a in _VERSIONS for b in _VERSIONS if a != b}
+"""(apiVersion, desired apiVersion) -> desired version, for every conversion between two served versions."""
+
+
 def convert(obj: JSON, desired_api_version: str, conversions: dict[str, KindConversion]) -> JSON:
     """Convert `obj` (any served version of a kpack kind) to `desired_api_version`."""
     api_version = str(obj.get("apiVersion", ""))
+    kind = str(obj.get("kind", ""))
+    # One lookup answers the valid cases; everything else goes through the checks below, for their messages.
+    route = _ROUTES.get((api_version, desired_api_version))
+    conversion = conversions.get(kind)
+    if route is not None and conversion is not None:
+        if route == HUB_VERSION:
+            return up(obj, conversion)
+        return down(obj, conversion, route)
     group, _, version = api_version.partition("/")
     want_group, _, want_version = desired_api_version.partition("/")
-    kind = str(obj.get("kind", ""))
     if group != GROUP or want_group != GROUP:
         raise ConversionError(f"{_describe(obj)}: cannot convert {api_version} to {desired_api_version}")
-    conversion = conversions.get(kind)
     if conversion is None:
         raise ConversionError(f"{_describe(obj)}: {kind!r} is not a kind of {GROUP}")
     if version == want_version:
         return obj
-    versions = {HUB_VERSION, "v1alpha1"}
-    if version not in versions or want_version not in versions:
-        raise ConversionError(f"{_describe(obj)}: unknown version in {api_version} -> {desired_api_version}")
-    if want_version == HUB_VERSION:
-        return up(obj, conversion)
-    return down(obj, conversion, want_version)
+    raise ConversionError(f"{_describe(obj)}: unknown version in {api_version} -> {desired_api_version}")
