@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -42,20 +42,22 @@ serialises (it parses up to 1024). Answers embed objects as deep as requests do,
 answered; Kubernetes objects are far shallower, and handlers and the patch diff stay clear of Python's recursion
 limit."""
 
+_NOT_OPENING = bytes(byte for byte in range(256) if byte not in b"{[")
+
 ADMITTED_OPERATIONS = ("CREATE", "UPDATE")
 PASSED_OPERATIONS = ("DELETE", "CONNECT")
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What to answer: HTTP status and JSON body, plus what the server logs and counts."""
+class Reply(NamedTuple):
+    """What to answer: HTTP status and JSON body, plus what the server logs and counts. (A named tuple: as
+    immutable as a frozen dataclass, and made in a quarter of the time, once per request.)"""
 
     status: int
     body: bytes
     uid: str = ""
     problem: str | None = None
     """Why the review failed, was denied or was refused (None when it succeeded); also in the body."""
-    crashes: tuple[BaseException, ...] = field(default=())
+    crashes: tuple[BaseException, ...] = ()
     """Unexpected handler exceptions (bugs), for the log and the panics counter."""
 
 
@@ -93,9 +95,10 @@ def _parse(body: bytes) -> JSON:
     if not isinstance(review, dict):
         raise _BadRequest(f"the request body is a JSON {type(review).__name__}, not an object")
     # Nesting can only exceed the limit with more opening brackets than that: counting them spares most reviews the
-    # check. The check itself is orjson serialising the review (in C, 5x faster than a walk in Python), which fails
+    # check. (Counted as what is left once every other byte is deleted: one pass instead of a `count` per bracket.)
+    # The check itself is orjson serialising the review (in C, 5x faster than a walk in Python), which fails
     # exactly beyond MAX_DEPTH levels; parsed JSON has nothing else it could fail on.
-    if body.count(b"{") + body.count(b"[") > MAX_DEPTH:
+    if len(body.translate(None, _NOT_OPENING)) > MAX_DEPTH:
         try:
             orjson.dumps(review)
         except TypeError:
@@ -205,11 +208,15 @@ def _convert_objects(request: JSON, registry: Registry) -> list[JSON]:
         return []
     if not isinstance(objects, list):
         raise _Failed(f"request.objects is a JSON {type(objects).__name__}, not an array")
-    return [_convert_one(index, obj, desired, registry) for index, obj in enumerate(objects)]
+    converted = []
+    for index, obj in enumerate(objects):  # a loop, not a comprehension: one function call less per review
+        converted.append(_convert_one(index, obj, desired, registry))
+    return converted
 
 
 def _convert_one(index: int, obj: Any, desired: str, registry: Registry) -> JSON:
-    # The hot path of list conversions: messages naming the object are only built on failure.
+    # The hot path of every conversion, run once per object: messages naming the object are only built on failure,
+    # and the answer's checks are inlined for the common case (`_converted_problem` says what is wrong otherwise).
     if not isinstance(obj, dict):
         raise _Failed(f"request.objects[{index}] is a JSON {type(obj).__name__}, not an object")
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
@@ -231,7 +238,12 @@ def _convert_one(index: int, obj: Any, desired: str, registry: Registry) -> JSON
         raise _Failed(message)
     if api_version == desired:
         return obj
-    identity = _identity(obj.get("metadata"))
+    metadata = obj.get("metadata")
+    identity = (
+        (metadata.get("name"), metadata.get("namespace"), metadata.get("uid"))
+        if isinstance(metadata, dict)
+        else _NO_IDENTITY
+    )
     try:
         converted = entry.handlers.convert(obj, desired)
     except ConversionError as exc:
@@ -239,10 +251,18 @@ def _convert_one(index: int, obj: Any, desired: str, registry: Registry) -> JSON
     except Exception as exc:
         message = f"converting {_named(kind, identity)} from {api_version} to {desired}: {_crash_message(exc)}"
         raise _Failed(message, crash=exc) from None
+    if isinstance(converted, dict) and converted.get("apiVersion") == desired and converted.get("kind") == kind:
+        metadata = converted.get("metadata")
+        if isinstance(metadata, dict):
+            if (metadata.get("name"), metadata.get("namespace"), metadata.get("uid")) == identity:
+                return converted
+        elif identity == _NO_IDENTITY:
+            return converted
     problem = _converted_problem(converted, desired, kind, identity)
-    if problem:
-        raise _Failed(f"converting {_named(kind, identity)} from {api_version} to {desired}: the converter {problem}")
-    return converted
+    raise _Failed(f"converting {_named(kind, identity)} from {api_version} to {desired}: the converter {problem}")
+
+
+_NO_IDENTITY = (None, None, None)
 
 
 def _named(kind: str, identity: tuple[Any, Any, Any]) -> str:
@@ -251,23 +271,15 @@ def _named(kind: str, identity: tuple[Any, Any, Any]) -> str:
     return describe({"kind": kind, "metadata": {"name": name, "namespace": namespace}})
 
 
-def _identity(metadata: Any) -> tuple[Any, Any, Any]:
-    """What a conversion must keep (the apiserver refuses converted objects that change it)."""
-    if not isinstance(metadata, dict):
-        return None, None, None
-    return metadata.get("name"), metadata.get("namespace"), metadata.get("uid")
-
-
-def _converted_problem(converted: Any, desired: str, kind: str, identity: tuple[Any, Any, Any]) -> str | None:
+def _converted_problem(converted: Any, desired: str, kind: str, identity: tuple[Any, Any, Any]) -> str:
+    """What is wrong with a converter's answer (`_convert_one` found something)."""
     if not isinstance(converted, dict):
         return f"returned a {type(converted).__name__}, not an object"
     if converted.get("apiVersion") != desired:
         return f"returned apiVersion {converted.get('apiVersion')!r}"
     if converted.get("kind") != kind:
         return f"changed kind to {converted.get('kind')!r}"
-    if _identity(converted.get("metadata")) != identity:
-        return "changed metadata.name, metadata.namespace or metadata.uid"
-    return None
+    return "changed metadata.name, metadata.namespace or metadata.uid"
 
 
 # -- /default and /validate ---------------------------------------------------------------------------------------
