@@ -132,7 +132,7 @@ class Webhooks:
         )
         self.serving = ServingCertificate()
         host = "127.0.0.1" if args.local else "0.0.0.0"
-        self.server = WebhookServer(registry, self.serving, ServerOptions(host=host, port=args.port))
+        self.server = WebhookServer(registry, self.serving, ServerOptions(host=host, port=args.port, freeze_gc=True))
 
     async def on_change(self, certificates: Certificates) -> None:
         """Trust first, serve second: the bundle (old and new CA) reaches the apiserver before the new certificate

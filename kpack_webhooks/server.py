@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import ssl
 import tempfile
 import time
@@ -110,6 +111,9 @@ class ServerOptions:
     """Idle keep-alive connections are closed after this long. Longer than the apiserver's own idle timeout (90 s):
     the client must be the one to close, or it may send a request on a connection the server is closing just then
     (and a POST is not retried)."""
+    freeze_gc: bool = False
+    """On `start()`, collect garbage once, then freeze every object alive (`gc.freeze`): see `WebhookServer.start`.
+    Process-wide, so only for a process whose main job the server is (`python -m kpack_webhooks` turns it on)."""
 
 
 def _status_reply(status: int, reason: str, message: str, crash: BaseException | None = None) -> reviews.Reply:
@@ -223,6 +227,14 @@ class WebhookServer:
             raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
+        if self.options.freeze_gc:
+            # What is alive once the server listens (modules, models, field shapes, the registry) lives as
+            # long as the process, yet every full collection walks it. A review of many objects keeps them alive
+            # long enough to reach the oldest generation, and the full collections that follow cost ~60 ms each on
+            # a 115k-object heap: measured, a third of the server's CPU on 100-object reviews. Frozen objects are
+            # skipped by every collection (collecting first keeps today's garbage out of the frozen set).
+            gc.collect()
+            gc.freeze()
         log.info("webhook server listening", host=self.options.host, port=self.port, paths=list(REVIEW_PATHS))
 
     async def stop(self) -> None:

@@ -239,7 +239,8 @@ async def test_webhook_conversion_throughput_and_latency(tmp_path: Path) -> None
     certificates = await asyncio.to_thread(generate, list(LOCAL_HOSTS), now, datetime.timedelta(hours=2))
     serving = ServingCertificate()
     await serving.load(certificates.server_cert_pem, certificates.server_key_pem)
-    ours = WebhookServer(kinds.registry(), serving, ServerOptions(host="127.0.0.1", port=0))
+    # Configured as `python -m kpack_webhooks` runs it (freeze_gc), on loopback.
+    ours = WebhookServer(kinds.registry(), serving, ServerOptions(host="127.0.0.1", port=0, freeze_gc=True))
     await ours.start()
 
     bodies = {n: conversion_review(n) for n in (1, 100)}

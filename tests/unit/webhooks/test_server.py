@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -196,3 +197,18 @@ async def test_an_unusable_certificate_is_refused_and_the_old_one_kept(running: 
 async def test_start_needs_a_certificate() -> None:
     with pytest.raises(RuntimeError, match="load a serving certificate"):
         await WebhookServer(toy.registry(), ServingCertificate()).start()
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+async def test_start_freezes_what_is_alive_unless_told_not_to(freeze: bool) -> None:
+    certificates = await asyncio.to_thread(generate, list(LOCAL_HOSTS), NOW, datetime.timedelta(days=1))
+    serving = ServingCertificate()
+    await serving.load(certificates.server_cert_pem, certificates.server_key_pem)
+    gc.unfreeze()
+    server = WebhookServer(toy.registry(), serving, ServerOptions(host="127.0.0.1", port=0, freeze_gc=freeze))
+    await server.start()
+    try:
+        assert (gc.get_freeze_count() > 0) == freeze
+    finally:
+        await server.stop()
+        gc.unfreeze()  # the rest of the test session collects as usual
