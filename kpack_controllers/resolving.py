@@ -27,7 +27,7 @@ import asyncio
 import datetime
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypedDict, TypeVar
 
 import aiohttp
 import structlog
@@ -369,16 +369,26 @@ class ImageResolvingReconciler:
         return Result(requeue_after=self.poll_interval)
 
 
+class ControllerOptions(TypedDict, total=False):
+    """The keyword options of `register_controller`, which each kind's `setup(manager, **options)` passes on."""
+
+    registry_client: RegistryClientFactory | None
+    poll_interval: float
+    secrets: SecretReader | None
+    events: bool
+    workers: int
+
+
 def register_controller(
     manager: Manager,
     reconciler: type[ImageResolvingReconciler],
     name: str,
     *,
-    registry_client: RegistryClientFactory | None,
-    poll_interval: float,
-    secrets: SecretReader | None,
-    events: bool,
-    workers: int,
+    registry_client: RegistryClientFactory | None = None,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    secrets: SecretReader | None = None,
+    events: bool = True,
+    workers: int = WORKERS,
 ) -> Controller:
     """Register a controller of a cluster-scoped kind resolved from images (ClusterStack, ClusterStore).
 

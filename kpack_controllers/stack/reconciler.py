@@ -19,11 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from typing_extensions import Unpack
 
-from kpack_controllers.registry_clients import RegistryClientFactory
 from kpack_controllers.resolving import (
-    DEFAULT_POLL_INTERVAL,
-    WORKERS,
+    ControllerOptions,
     ImageResolvingReconciler,
     InvalidSpecError,
     checked_spec,
@@ -35,7 +34,6 @@ from kpack_controllers.resolving import (
 from kpack_controllers.stack.rules import StackImage, validate_stack
 from kpack_core.apis.resources import CLUSTER_STACKS
 from kpack_core.apis.v1alpha2.clusterstack import ClusterStackSpec, validate_spec
-from kpack_core.keychains import SecretReader
 from kpack_core.runtime.controller import Controller
 from kpack_core.runtime.manager import Manager
 
@@ -104,24 +102,7 @@ class ClusterStackReconciler(ImageResolvingReconciler):
         return resolved
 
 
-def setup(
-    manager: Manager,
-    *,
-    registry_client: RegistryClientFactory | None = None,
-    poll_interval: float = DEFAULT_POLL_INTERVAL,
-    secrets: SecretReader | None = None,
-    events: bool = True,
-    workers: int = WORKERS,
-) -> Controller:
-    """Register the ClusterStack controller on `manager` and return it (see
+def setup(manager: Manager, **options: Unpack[ControllerOptions]) -> Controller:
+    """Register the ClusterStack controller on `manager` and return it (options and their defaults:
     `kpack_controllers.resolving.register_controller`)."""
-    return register_controller(
-        manager,
-        ClusterStackReconciler,
-        CONTROLLER_NAME,
-        registry_client=registry_client,
-        poll_interval=poll_interval,
-        secrets=secrets,
-        events=events,
-        workers=workers,
-    )
+    return register_controller(manager, ClusterStackReconciler, CONTROLLER_NAME, **options)

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kpack_controllers.registry_clients import RegistryClientFactory
+from typing_extensions import Unpack
+
 from kpack_controllers.resolving import (
-    DEFAULT_POLL_INTERVAL,
-    WORKERS,
+    ControllerOptions,
     ImageResolvingReconciler,
     checked_spec,
     first_failure_in_order,
@@ -31,7 +31,6 @@ from kpack_controllers.resolving import (
 from kpack_controllers.store.buildpackages import sort_buildpacks, store_buildpacks
 from kpack_core.apis.resources import CLUSTER_STORES
 from kpack_core.apis.v1alpha2.clusterstore import ClusterStoreSpec, validate_spec
-from kpack_core.keychains import SecretReader
 from kpack_core.registry import RegistryClient
 from kpack_core.runtime.controller import Controller
 from kpack_core.runtime.manager import Manager
@@ -87,24 +86,7 @@ class ClusterStoreReconciler(ImageResolvingReconciler):
         return {"buildpacks": buildpacks} if buildpacks else {}
 
 
-def setup(
-    manager: Manager,
-    *,
-    registry_client: RegistryClientFactory | None = None,
-    poll_interval: float = DEFAULT_POLL_INTERVAL,
-    secrets: SecretReader | None = None,
-    events: bool = True,
-    workers: int = WORKERS,
-) -> Controller:
-    """Register the ClusterStore controller on `manager` and return it (see
+def setup(manager: Manager, **options: Unpack[ControllerOptions]) -> Controller:
+    """Register the ClusterStore controller on `manager` and return it (options and their defaults:
     `kpack_controllers.resolving.register_controller`)."""
-    return register_controller(
-        manager,
-        ClusterStoreReconciler,
-        CONTROLLER_NAME,
-        registry_client=registry_client,
-        poll_interval=poll_interval,
-        secrets=secrets,
-        events=events,
-        workers=workers,
-    )
+    return register_controller(manager, ClusterStoreReconciler, CONTROLLER_NAME, **options)
