@@ -40,7 +40,7 @@ from tests.integration.controllers.builder_support import RequestLog
 from tests.integration.controllers.conftest import (
     docker_config_secret,
     install_kpack_crds,
-    ready_condition,
+    is_ready,
     running_manager,
     service_account,
     wait_for,
@@ -71,10 +71,6 @@ def builder(namespace: str, index: int, host: str) -> JSON:
     }
     obj["spec"].pop("serviceAccount", None)
     return obj
-
-
-def is_ready(obj: JSON) -> bool:
-    return ready_condition(obj).get("status") == "True"
 
 
 async def all_ready(client: Client, namespace: str, names: set[str]) -> bool:

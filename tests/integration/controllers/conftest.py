@@ -145,6 +145,22 @@ def ready_condition(obj: JSON | None) -> JSON:
     return {}
 
 
+def is_ready(obj: JSON) -> bool:
+    """The object's Ready condition is True."""
+    return ready_condition(obj).get("status") == "True"
+
+
+def failed_with(reason: str, *parts: str) -> Callable[[JSON], bool]:
+    """A check: Ready is False with `reason` and a message containing every one of `parts`."""
+
+    def check(obj: JSON) -> bool:
+        ready = ready_condition(obj)
+        message = ready.get("message", "")
+        return ready.get("status") == "False" and ready.get("reason") == reason and all(p in message for p in parts)
+
+    return check
+
+
 async def wait_for(
     client: Client,
     resource: Resource,

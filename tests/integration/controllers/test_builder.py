@@ -49,7 +49,7 @@ from .builder_support import (
     unique,
     wait_for,
 )
-from .conftest import install_kpack_crds
+from .conftest import install_kpack_crds, ready_condition
 
 pytestmark = pytest.mark.integration
 
@@ -129,13 +129,6 @@ def cluster_builder(namespace: str, name: str, tag: str, stack: str, store: str,
 
 
 JAVA_ORDER = [{"group": [{"id": "example/java"}]}, {"group": [{"id": "example/go", "optional": True}]}]
-
-
-def ready_condition(obj: JSON) -> JSON:
-    for found in (obj.get("status") or {}).get("conditions") or ():
-        if found.get("type") == "Ready":
-            return dict(found)
-    return {}
 
 
 async def wait_ready(

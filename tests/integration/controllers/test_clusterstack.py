@@ -33,7 +33,8 @@ from kpack_core.runtime.manager import Manager
 from kpack_core.runtime.resource import SECRETS, SERVICE_ACCOUNTS
 from tests.integration.controllers.conftest import (
     docker_config_secret,
-    ready_condition,
+    failed_with,
+    is_ready,
     running_manager,
     service_account,
     wait_for,
@@ -57,19 +58,6 @@ def clusterstack(name: str, build: str, run: str, *, stack_id: str = STACK_ID, a
 
 def controller(factory: Factory, poll: float = POLL) -> Callable[[Manager], object]:
     return lambda manager: stack.setup(manager, registry_client=factory, poll_interval=poll)
-
-
-def is_ready(obj: JSON) -> bool:
-    return ready_condition(obj).get("status") == "True"
-
-
-def failed_with(reason: str, *parts: str) -> Callable[[JSON], bool]:
-    def check(obj: JSON) -> bool:
-        ready = ready_condition(obj)
-        message = ready.get("message", "")
-        return ready.get("status") == "False" and ready.get("reason") == reason and all(p in message for p in parts)
-
-    return check
 
 
 def refs(host: str, name: str) -> tuple[str, str]:

@@ -24,7 +24,7 @@ from kpack_core.runtime import errors
 from kpack_core.runtime.client import Client
 from kpack_core.runtime.manager import Manager
 from kpack_core.runtime.resource import CONFIGMAPS, SERVICE_ACCOUNTS
-from tests.integration.controllers.conftest import ready_condition, running_manager, wait_for
+from tests.integration.controllers.conftest import is_ready, running_manager, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kpack_crds")]
 
@@ -38,10 +38,6 @@ def seed(name: str, host: str, namespace: str | None = None) -> dict[str, Any]:
     if namespace is not None:
         document["metadata"]["namespace"] = namespace
     return document
-
-
-def is_ready(obj: dict[str, Any]) -> bool:
-    return ready_condition(obj).get("status") == "True"
 
 
 async def test_the_seed_builder_becomes_ready_with_the_seed_store_and_stack(
