@@ -5,7 +5,6 @@ skopeo runs as an asyncio subprocess: the token issuer serves from this event lo
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import io
 import json
@@ -41,6 +40,7 @@ from kpack_core.envtest.cnb import (
 from kpack_core.envtest.cnb.seeds import load_documents
 from kpack_core.envtest.registry import Registry
 from kpack_core.registry import Credentials, RegistryClient, RegistryOptions, StaticKeychain, parse_reference
+from tests.skopeo import skopeo, skopeo_inspect
 
 pytestmark = pytest.mark.integration
 
@@ -72,30 +72,12 @@ def _repo(registry: Registry, name: str) -> str:
     return f"{registry.host}/{name}-{secrets.token_hex(3)}"
 
 
-async def _skopeo(registry: Registry, tmp_path: Path, *args: str) -> bytes:
-    cert_dir = tmp_path / "certs"
-    cert_dir.mkdir(exist_ok=True)
-    (cert_dir / "ca.crt").write_bytes(registry.ca_pem)
-    flag = "--cert-dir" if args[0] == "inspect" else "--src-cert-dir"
-    options = [flag, str(cert_dir)] if registry.tls else [flag.replace("cert-dir", "tls-verify") + "=false"]
-    if registry.users:
-        creds = "--creds" if args[0] == "inspect" else "--src-creds"
-        options += [creds, f"{registry.username}:{registry.password}"]
-    process = await asyncio.create_subprocess_exec(
-        "skopeo", args[0], *options, *args[1:], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, stderr.decode()
-    return stdout
-
-
 async def _inspect(
     registry: Registry, image: str, tmp_path: Path, *, config: bool = False, raw: bool = False
 ) -> dict[str, Any]:
     """skopeo's summary (digest, labels, env, layers); with `config` the image config, with `raw` the manifest."""
     extra = ["--config"] * config + ["--raw"] * raw
-    decoded: dict[str, Any] = json.loads(await _skopeo(registry, tmp_path, "inspect", *extra, f"docker://{image}"))
-    return decoded
+    return await skopeo_inspect(registry, tmp_path, image, *extra)
 
 
 def _tar_files(blob: bytes) -> dict[str, tuple[int, bytes | None]]:
@@ -165,7 +147,7 @@ async def test_every_blob_matches_its_descriptor(
     tagged = _repo(registry, "buildpacks/dep") + ":1"
     await push_buildpackage(plain_client, tagged, [DEP])
     target = tmp_path / "copy"
-    await _skopeo(registry, tmp_path, "copy", f"docker://{tagged}", f"dir:{target}")
+    await skopeo(registry, tmp_path, "copy", f"docker://{tagged}", f"dir:{target}")
     manifest = json.loads((target / "manifest.json").read_bytes())
     [layer] = manifest["layers"]
     assert (target / layer["digest"].removeprefix("sha256:")).stat().st_size == layer["size"]

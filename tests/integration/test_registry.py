@@ -6,7 +6,6 @@ skopeo, an independent client, read what was pushed.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -17,6 +16,7 @@ import pytest
 
 from kpack_core.envtest.registry import Registry
 from kpack_core.envtest.webserver import basic_auth_header
+from tests.skopeo import skopeo_inspect
 
 pytestmark = pytest.mark.integration
 
@@ -127,24 +127,8 @@ async def test_image_pushed_with_token_auth_reads_back_by_digest(token_registry:
             assert response.status == 200
             assert await response.read() == manifest
 
-    cert_dir = tmp_path / "certs"
-    cert_dir.mkdir()
-    (cert_dir / "ca.crt").write_bytes(registry.ca_pem)
-    # The token issuer runs in this event loop: the independent client must not block it.
-    skopeo = await asyncio.create_subprocess_exec(
-        "skopeo",
-        "inspect",
-        "--cert-dir",
-        str(cert_dir),
-        "--creds",
-        f"{registry.username}:{registry.password}",
-        f"docker://{registry.host}/{repo}@{digest}",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(skopeo.communicate(), 60)
-    assert skopeo.returncode == 0, stderr.decode()
-    assert json.loads(stdout)["Labels"] == {"io.kpack.test": "token-flow"}
+    inspected = await skopeo_inspect(registry, tmp_path, f"{registry.host}/{repo}@{digest}")
+    assert inspected["Labels"] == {"io.kpack.test": "token-flow"}
 
 
 async def test_token_policy_limits_actions(token_registry: Registry) -> None:

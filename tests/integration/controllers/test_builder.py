@@ -8,7 +8,6 @@ writes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import io
 import json
@@ -28,6 +27,7 @@ from kpack_core.envtest.registry import Registry
 from kpack_core.registry import RegistryClient, parse_reference
 from kpack_core.runtime.client import Client
 from kpack_core.runtime.resource import Resource
+from tests.skopeo import skopeo_inspect
 
 from .builder_support import (
     BIONIC,
@@ -160,28 +160,6 @@ async def wait_not_ready(
         namespace=namespace,
         check=lambda o: message in ready_condition(o).get("message", ""),
     )
-
-
-async def skopeo_inspect(registry: Registry, tmp_path: Path, image: str, *extra: str) -> JSON:
-    cert_dir = tmp_path / "certs"
-    cert_dir.mkdir(exist_ok=True)
-    (cert_dir / "ca.crt").write_bytes(registry.ca_pem)
-    process = await asyncio.create_subprocess_exec(
-        "skopeo",
-        "inspect",
-        "--cert-dir",
-        str(cert_dir),
-        "--creds",
-        f"{registry.username}:{registry.password}",
-        *extra,
-        f"docker://{image}",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, stderr.decode()
-    decoded: JSON = json.loads(stdout)
-    return decoded
 
 
 async def layer_file(admin: RegistryClient, image: str, digest: str, path: str) -> str:

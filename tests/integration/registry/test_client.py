@@ -6,7 +6,6 @@ token issuer serves from this event loop, so nothing here may block it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -40,6 +39,7 @@ from kpack_core.registry import (
     sha256_digest,
 )
 from kpack_core.registry.auth import Token, pull_scope
+from tests.skopeo import skopeo_inspect
 
 pytestmark = pytest.mark.integration
 
@@ -86,28 +86,6 @@ def _repo(registry: Registry, name: str) -> str:
     return f"{registry.host}/{name}-{secrets.token_hex(3)}"
 
 
-async def _skopeo_inspect(registry: Registry, image: str, tmp_path: Path, *extra: str) -> dict[str, object]:
-    cert_dir = tmp_path / "certs"
-    cert_dir.mkdir(exist_ok=True)
-    (cert_dir / "ca.crt").write_bytes(registry.ca_pem)
-    args = ["--cert-dir", str(cert_dir)] if registry.tls else ["--tls-verify=false"]
-    if registry.users:
-        args += ["--creds", f"{registry.username}:{registry.password}"]
-    process = await asyncio.create_subprocess_exec(
-        "skopeo",
-        "inspect",
-        *args,
-        *extra,
-        f"docker://{image}",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, stderr.decode()
-    decoded: dict[str, object] = json.loads(stdout)
-    return decoded
-
-
 async def test_push_and_read_back_with_token_auth_over_tls(
     token_registry: Registry, token_client: RegistryClient, tmp_path: Path
 ) -> None:
@@ -128,10 +106,10 @@ async def test_push_and_read_back_with_token_auth_over_tls(
     }
     assert await token_client.get_blob(tagged, image.manifest.layers[1].digest) == image.layers[1]
 
-    inspected = await _skopeo_inspect(token_registry, str(by_digest), tmp_path)
+    inspected = await skopeo_inspect(token_registry, tmp_path, str(by_digest))
     assert inspected["Labels"] == {"io.kpack.test": "token", "io.buildpacks.stack.id": "io.kpack.stack"}
     assert inspected["Digest"] == image.raw.digest
-    inspected_tag = await _skopeo_inspect(token_registry, str(tagged), tmp_path)
+    inspected_tag = await skopeo_inspect(token_registry, tmp_path, str(tagged))
     assert inspected_tag["Digest"] == image.raw.digest
 
 
@@ -227,7 +205,7 @@ async def test_index_with_two_platforms(token_registry: Registry, token_client: 
     with pytest.raises(ManifestUnknownError, match=r"no image for platform windows/amd64.*linux/arm64/v8"):
         await token_client.resolve_image(repo, Platform("windows", "amd64"))
 
-    inspected = await _skopeo_inspect(token_registry, str(repo), tmp_path, "--override-arch", "arm64")
+    inspected = await skopeo_inspect(token_registry, tmp_path, str(repo), "--override-arch", "arm64")
     # skopeo reports the index's digest and the labels of the image it selected for arm64.
     assert inspected["Digest"] == index_ref.digest
     assert inspected["Labels"] == {"arch": "arm64"}
@@ -286,7 +264,7 @@ async def test_basic_auth_registry(htpasswd_registry: Registry, tmp_path: Path) 
     async with RegistryClient(_keychain(htpasswd_registry, "wrong"), options) as client:
         with pytest.raises(UnauthorizedError, match=str(ref)):
             await client.get_manifest(ref)
-    assert (await _skopeo_inspect(htpasswd_registry, str(ref), tmp_path))["Digest"] == image.raw.digest
+    assert (await skopeo_inspect(htpasswd_registry, tmp_path, str(ref)))["Digest"] == image.raw.digest
 
 
 async def test_plain_http_registry_on_loopback(registry: Registry, tmp_path: Path) -> None:
@@ -297,7 +275,7 @@ async def test_plain_http_registry_on_loopback(registry: Registry, tmp_path: Pat
         config = ImageConfig.from_bytes(await client.get_blob(ref, image.manifest.config.digest))
         assert config.labels == {"io.kpack.test": "plain"}
         assert await client.get_labels(ref) == {"io.kpack.test": "plain"}
-    assert (await _skopeo_inspect(registry, str(ref), tmp_path))["Digest"] == image.raw.digest
+    assert (await skopeo_inspect(registry, tmp_path, str(ref)))["Digest"] == image.raw.digest
 
 
 async def test_tls_registry_needs_our_ca(tls_registry: Registry) -> None:
