@@ -59,7 +59,8 @@ def test_complete_assets_directory_is_printed(tmp_path: Path) -> None:
 
 
 def test_missing_debian_package_without_root_names_the_package() -> None:
-    script = REPO / "hack" / "install-packages.sh"
+    script = (REPO / "hack" / "install-packages.sh").read_text()
+    # The script comes on stdin: user nobody may not be able to read a checkout under a private directory.
     result = subprocess.run(
         [
             "setpriv",
@@ -69,10 +70,12 @@ def test_missing_debian_package_without_root_names_the_package() -> None:
             "65534",
             "--clear-groups",
             "bash",
-            str(script),
+            "-s",
+            "--",
             "git",
             "no-such-package-kpack",
         ],
+        input=script,
         capture_output=True,
         text=True,
         timeout=60,
