@@ -77,6 +77,12 @@ async def test_convert_over_https(running: Running) -> None:
     assert [o["spec"] for o in answer["response"]["convertedObjects"]] == [{"dimension": 2}, {"dimension": 3}]
 
 
+async def test_the_query_the_apiserver_adds_is_ignored(running: Running) -> None:
+    status, answer = await post(running, "/convert?timeout=10s", conversion_body(toy.widget("a", size=2)))
+    assert status == 200
+    assert answer["response"]["convertedObjects"][0]["spec"] == {"dimension": 2}
+
+
 async def test_health_and_readiness(running: Running) -> None:
     async with aiohttp.ClientSession() as session:
         for path in ("/healthz", "/readyz"):
@@ -108,6 +114,46 @@ async def test_only_post_is_served_on_review_paths(running: Running) -> None:
         session.get(running.url + "/convert", ssl=client_context(running.certificates)) as response,
     ):
         assert response.status == 405
+        assert response.headers["Allow"] == "POST"
+        assert await response.text() == "GET is not allowed (allowed: POST)"
+
+
+async def test_unknown_paths_get_404(running: Running) -> None:
+    async with aiohttp.ClientSession() as session:
+        for method, path in (("POST", "/convert/"), ("GET", "/"), ("POST", "/mutate")):
+            async with session.request(
+                method, running.url + path, data=b"{}", ssl=client_context(running.certificates)
+            ) as response:
+                assert response.status == 404, (method, path)
+
+
+async def raw_exchange(running: Running, head: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """Send `head`, read the interim answer (up to an empty line), send `body`, read the final head."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", running.server.port, ssl=client_context(running.certificates), server_hostname="localhost"
+    )
+    try:
+        writer.write(head)
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        if interim.startswith(b"HTTP/1.1 100"):
+            writer.write(body)
+            return interim, await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        return b"", interim
+    finally:
+        writer.close()
+
+
+async def test_expect_100_continue_is_answered(running: Running) -> None:
+    body = conversion_body(toy.widget("a", size=1))
+    head = (
+        f"POST /convert HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    interim, final = await raw_exchange(running, head, body)
+    assert interim.startswith(b"HTTP/1.1 100 Continue")
+    assert final.startswith(b"HTTP/1.1 200")
+    _, refused = await raw_exchange(running, head.replace(b"100-continue", b"200-ok"), body)
+    assert refused.startswith(b"HTTP/1.1 417")
 
 
 async def test_crashes_are_counted_and_answered(running: Running) -> None:
