@@ -6,8 +6,7 @@ functions here (`default_object`, `validate_object`, `convert_object`) are what 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -37,22 +36,39 @@ READY = PrinterColumn("Ready", "string", '.status.conditions[?(@.type=="Ready")]
 LATEST_IMAGE = PrinterColumn("LatestImage", "string", ".status.latestImage")
 
 
+OPTIONS = frozenset({"has_default_storage_class", "username"})
+"""What defaulting and validation may be told about the request: whether the cluster has a default StorageClass,
+and the requesting user."""
+
+
 @dataclass(frozen=True)
 class VersionApi:
-    """One version of a kind: its model and its module's `set_defaults` and `validate`."""
+    """One version of a kind: its model and its module's `set_defaults(obj, **options)` and
+    `validate(obj, old, **options)`. Each of those declares only the `OPTIONS` it uses and is given only those."""
 
     model: type[KubeObjectModel]
     module: ModuleType
+    _accepted: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
 
-    def _call(self, fn: Callable[..., Any], *args: Any, **options: Any) -> Any:
-        accepted = inspect.signature(fn).parameters
-        return fn(*args, **{k: v for k, v in options.items() if k in accepted})
+    def __post_init__(self) -> None:
+        accepted = {
+            name: frozenset(inspect.signature(getattr(self.module, name)).parameters) & OPTIONS
+            for name in ("set_defaults", "validate")
+        }
+        object.__setattr__(self, "_accepted", accepted)
+
+    def _call(self, name: str, *args: Any, **options: Any) -> Any:
+        unknown = options.keys() - OPTIONS
+        if unknown:
+            raise TypeError(f"unknown option(s) {sorted(unknown)}; known: {sorted(OPTIONS)}")
+        accepted = self._accepted[name]
+        return getattr(self.module, name)(*args, **{k: v for k, v in options.items() if k in accepted})
 
     def set_defaults(self, obj: KubeObjectModel, **options: Any) -> None:
-        self._call(self.module.set_defaults, obj, **options)
+        self._call("set_defaults", obj, **options)
 
     def validate(self, obj: KubeObjectModel, old: KubeObjectModel | None, **options: Any) -> list[FieldError]:
-        result: list[FieldError] = self._call(self.module.validate, obj, old, **options)
+        result: list[FieldError] = self._call("validate", obj, old, **options)
         return result
 
 
@@ -181,6 +197,7 @@ def convert_object(obj: JSON, desired_api_version: str) -> JSON:
 __all__ = [
     "CONVERSIONS",
     "KINDS",
+    "OPTIONS",
     "REGISTRY",
     "ConversionError",
     "Kind",

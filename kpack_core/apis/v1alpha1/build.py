@@ -88,25 +88,15 @@ def service_account_name(build: Build) -> str:
     return build.spec.service_account or DEFAULT_SERVICE_ACCOUNT
 
 
-def set_defaults(obj: Build, *, has_default_storage_class: bool = False) -> None:
-    """Default a Build in place: service account `default`. `has_default_storage_class` changes nothing; it keeps
-    one signature for every kind."""
-    del has_default_storage_class
+def set_defaults(obj: Build) -> None:
+    """Default a Build in place: service account `default`."""
     if not obj.spec.service_account:
         obj.spec.service_account = DEFAULT_SERVICE_ACCOUNT
 
 
-def validate(
-    obj: Build,
-    old: Build | None = None,
-    *,
-    has_default_storage_class: bool = False,
-    username: str | None = None,
-) -> list[FieldError]:
+def validate(obj: Build, old: Build | None = None) -> list[FieldError]:
     """Every violation of the Build rules (spec §6.4, v1alpha1), paths from the object root; on update (`old`
-    given) the spec must be unchanged. The keyword arguments change nothing here; they keep one signature for every
-    kind."""
-    del has_default_storage_class, username
+    given) the spec must be unchanged."""
     spec = obj.spec
     builder = spec.builder or BuildBuilderSpec()
     return [

@@ -115,17 +115,10 @@ def set_defaults(obj: Image, *, has_default_storage_class: bool = False) -> None
         spec.cache_size = DEFAULT_CACHE_SIZE
 
 
-def validate(
-    obj: Image,
-    old: Image | None = None,
-    *,
-    has_default_storage_class: bool = False,
-    username: str | None = None,
-) -> list[FieldError]:
+def validate(obj: Image, old: Image | None = None, *, has_default_storage_class: bool = False) -> list[FieldError]:
     """Every violation of the Image rules (spec §6.3, v1alpha1, plus the v1alpha2 limits and strategy checks), paths
-    from the object root. `old` is the stored Image on update. `username` changes nothing (no field is reserved for
-    the controller in v1alpha1); it keeps one signature for both versions."""
-    del username
+    from the object root. `old` is the stored Image on update. (No field is reserved for the controller in v1alpha1,
+    so the requesting user does not matter.)"""
     spec = obj.spec
     return [
         *check_name(obj),

@@ -41,19 +41,12 @@ def service_account_name(resolver: SourceResolver) -> str:
     return resolver.spec.service_account or DEFAULT_SERVICE_ACCOUNT
 
 
-def set_defaults(obj: SourceResolver, *, has_default_storage_class: bool = False) -> None:
+def set_defaults(obj: SourceResolver) -> None:
     """Default a SourceResolver in place: service account `default`."""
-    del has_default_storage_class
     default_spec(obj.spec)
 
 
-def validate(
-    obj: SourceResolver,
-    old: SourceResolver | None = None,
-    *,
-    has_default_storage_class: bool = False,
-    username: str | None = None,
-) -> list[FieldError]:
+def validate(obj: SourceResolver, old: SourceResolver | None = None) -> list[FieldError]:
     """Every violation of the SourceResolver rules, paths from the object root; nothing is immutable."""
-    del old, has_default_storage_class, username
+    del old
     return validate_spec(obj.spec, "spec")

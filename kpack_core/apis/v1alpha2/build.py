@@ -217,10 +217,9 @@ def check_spec_unchanged(spec: ApiModel, old_spec: ApiModel | None, path: str) -
 # -- defaulting and validation --------------------------------------------------------------------------------------
 
 
-def set_defaults(obj: Build, *, has_default_storage_class: bool = False) -> None:
-    """Default a Build in place (spec §5): service account `default`. `has_default_storage_class` changes nothing
-    (a Build names an existing claim); it keeps one signature for every kind."""
-    del has_default_storage_class
+def set_defaults(obj: Build) -> None:
+    """Default a Build in place (spec §5): service account `default` (no cache default: a Build names an existing
+    claim)."""
     if not obj.spec.service_account_name:
         obj.spec.service_account_name = DEFAULT_SERVICE_ACCOUNT
 
@@ -242,17 +241,10 @@ def check_last_build(image: str | None, cache_image: str | None, path: str) -> l
     return errors + (check_image(cache_image, join(path, "cache.image")) if cache_image else [])
 
 
-def validate(
-    obj: Build,
-    old: Build | None = None,
-    *,
-    has_default_storage_class: bool = False,
-    username: str | None = None,
-) -> list[FieldError]:
+def validate(obj: Build, old: Build | None = None, *, username: str | None = None) -> list[FieldError]:
     """Every violation of the Build rules (spec §6.4 and ours), paths from the object root. `old` is the stored
     Build on update; `username` the requesting user on admission (None: not an admission request, so the fields only
     the controller may set are not refused)."""
-    del has_default_storage_class
     spec, namespace = obj.spec, namespace_of(obj)
     builder = spec.builder or BuildBuilderSpec()
     last = spec.last_build or LastBuild()

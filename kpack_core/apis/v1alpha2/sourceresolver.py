@@ -62,21 +62,13 @@ def validate_spec(spec: SourceResolverSpec, path: str) -> list[FieldError]:
     return check_source(spec.source, join(path, "source"))
 
 
-def set_defaults(obj: SourceResolver, *, has_default_storage_class: bool = False) -> None:
-    """Default a SourceResolver in place (ours; kpack had none): service account `default`.
-    `has_default_storage_class` changes nothing; it keeps one signature for every kind."""
-    del has_default_storage_class
+def set_defaults(obj: SourceResolver) -> None:
+    """Default a SourceResolver in place (ours; kpack had none): service account `default`."""
     default_spec(obj.spec)
 
 
-def validate(
-    obj: SourceResolver,
-    old: SourceResolver | None = None,
-    *,
-    has_default_storage_class: bool = False,
-    username: str | None = None,
-) -> list[FieldError]:
+def validate(obj: SourceResolver, old: SourceResolver | None = None) -> list[FieldError]:
     """Every violation of the SourceResolver rules (ours; kpack had none), paths from the object root. No field is
-    immutable, so `old` changes nothing; it and the keyword arguments keep one signature for every kind."""
-    del old, has_default_storage_class, username
+    immutable, so `old` changes nothing."""
+    del old
     return validate_spec(obj.spec, "spec")

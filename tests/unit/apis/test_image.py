@@ -18,6 +18,7 @@ from kpack_core.apis.base import ApiModel, ObjectReference
 from kpack_core.apis.core import CONTROLLER_USERNAME
 from kpack_core.apis.crdgen import structural_schema
 from kpack_core.apis.errors import FieldError, from_pydantic
+from kpack_core.apis.kinds import REGISTRY
 from kpack_core.apis.v1alpha1 import image as image_v1
 from kpack_core.apis.v1alpha2 import image as image_v2
 from tests.model_strategies import for_model
@@ -495,7 +496,8 @@ def test_v1_has_no_controller_only_fields() -> None:
             build={"bindings": [{"name": "b", "metadataRef": {"name": "m"}}]},
         )
     )
-    assert image_v1.validate(image, username="alice") == []
+    assert image_v1.validate(image) == []
+    assert REGISTRY["Image"].versions["v1alpha1"].validate(image, None, username="alice") == []
 
 
 # -- validation: v1alpha1 ------------------------------------------------------------------------------------------

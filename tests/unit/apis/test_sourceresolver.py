@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from kpack_core.apis.base import ApiModel
 from kpack_core.apis.crdgen import structural_schema
 from kpack_core.apis.errors import FieldError, from_pydantic
+from kpack_core.apis.kinds import REGISTRY
 from kpack_core.apis.v1alpha1 import sourceresolver as resolver_v1
 from kpack_core.apis.v1alpha2 import sourceresolver as resolver_v2
 from tests.model_strategies import for_model
@@ -43,7 +44,9 @@ def resolver_json(module: ModuleType, **spec: Any) -> JSON:
 def test_defaults_the_service_account(module: ModuleType) -> None:
     resolver = module.SourceResolver.from_json(resolver_json(module, serviceAccount=None))
     assert module.service_account_name(resolver) == "default"
-    module.set_defaults(resolver, has_default_storage_class=True)
+    REGISTRY["SourceResolver"].versions[module.__name__.split(".")[-2]].set_defaults(
+        resolver, has_default_storage_class=True
+    )
     assert resolver.to_json()["spec"]["serviceAccount"] == "default"
     given_one = module.SourceResolver.from_json(resolver_json(module))
     module.set_defaults(given_one)
