@@ -16,7 +16,7 @@ import orjson
 
 from kpack_core.cnb.errors import StackImageError
 from kpack_core.cnb.images import LifecycleImage, RemoteImage, RemoteLayer
-from kpack_core.cnb.layers import TarLayer, default_dirs_layer, order_layer, stack_layer
+from kpack_core.cnb.layers import default_dirs_layer, order_layer, stack_layer
 from kpack_core.cnb.lookup import ResolvedBuildpacks
 from kpack_core.cnb.metadata import BuildpackLayer, Order, builder_labels
 from kpack_core.cnb.validation import validate_builder
@@ -120,21 +120,17 @@ def assemble_builder(
     )
     buildpacks = [_buildpack_layer(buildpack, media_type) for buildpack in resolved.layers]
     dirs, stack_toml, order_toml = (
-        default_dirs_layer(stack.user_id, stack.group_id),
-        stack_layer(stack.run_image),
-        order_layer(resolved.order),
+        default_dirs_layer(stack.user_id, stack.group_id, media_type),
+        stack_layer(stack.run_image, media_type),
+        order_layer(resolved.order, media_type),
     )
-
-    def made(layer: TarLayer) -> Descriptor:
-        return layer.descriptor(media_type)
-
     layers = [
         *(layer.descriptor for layer in base),
-        made(dirs),
+        dirs.descriptor(),
         lifecycle_layer.descriptor,
         *(layer.descriptor for layer in buildpacks),
-        made(stack_toml),
-        made(order_toml),
+        stack_toml.descriptor(),
+        order_toml.descriptor(),
     ]
     added = [
         (dirs.diff_id, "kpack: default directories"),

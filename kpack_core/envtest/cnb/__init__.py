@@ -1,11 +1,13 @@
 """Real Cloud Native Buildpacks images for tests: buildpackages, stack images and kpack's lifecycle image.
 
-Everything is built from deterministic layers (`layer`) and pushed with our own `RegistryClient`, so a test can
+Everything is built from deterministic layers (`layer`, on the tar writer of `kpack_core.cnb.layers`, whose
+`Entry`, `Layer` and `NORMALIZED_MTIME` are re-exported here) and pushed with our own `RegistryClient`, so a test can
 stand up in an envtest registry what a ClusterStore, a ClusterStack and the lifecycle-image ConfigMap point at, and
 compare what the controllers report with the digests and labels computed here. `seeds` stands up the images the
 `config/samples/00-*` manifests name and rewrites manifests onto the test registry.
 """
 
+from kpack_core.cnb.layers import NORMALIZED_MTIME, Entry, Layer
 from kpack_core.envtest.cnb.buildpack import (
     BuildpackStack,
     GroupEntry,
@@ -24,9 +26,6 @@ from kpack_core.envtest.cnb.buildpackage import (
 )
 from kpack_core.envtest.cnb.image import ImageBuild, assemble_image
 from kpack_core.envtest.cnb.layer import (
-    NORMALIZED_MTIME,
-    Layer,
-    TarEntry,
     build_layer,
     build_layer_async,
     directory,
@@ -74,6 +73,7 @@ __all__ = [
     "STACK_ID_LABEL",
     "ApiVersions",
     "BuildpackStack",
+    "Entry",
     "GroupEntry",
     "ImageBuild",
     "Layer",
@@ -82,7 +82,6 @@ __all__ = [
     "ShellBuildpack",
     "StackImages",
     "StackRole",
-    "TarEntry",
     "assemble_image",
     "build_layer",
     "build_layer_async",

@@ -13,7 +13,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kpack_core.envtest.cnb.layer import TarEntry, directory, executable, regular_file
+from kpack_core.cnb.layers import Entry
+from kpack_core.envtest.cnb.layer import directory, executable, regular_file
 
 BUILDPACKS_DIR = "cnb/buildpacks"
 
@@ -133,7 +134,7 @@ class ShellBuildpack:
                     lines.append("optional = true")
         return "\n".join(lines) + "\n"
 
-    def layer_entries(self) -> list[TarEntry]:
+    def layer_entries(self) -> list[Entry]:
         """The files of the buildpack's layer (parent directories are added by the layer builder)."""
         base = self.directory
         entries = [directory(base), regular_file(f"{base}/buildpack.toml", self.descriptor_toml())]

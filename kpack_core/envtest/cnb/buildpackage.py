@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from kpack_core.cnb.layers import Layer
 from kpack_core.envtest.cnb.buildpack import BuildpackStack, ShellBuildpack, order_json
 from kpack_core.envtest.cnb.image import ImageBuild, assemble_image, json_label
-from kpack_core.envtest.cnb.layer import Layer, build_layer_async
+from kpack_core.envtest.cnb.layer import build_layer_async
 from kpack_core.registry import Reference, RegistryClient
 
 BUILDPACK_LAYERS_LABEL = "io.buildpacks.buildpack.layers"

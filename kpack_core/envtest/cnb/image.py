@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from kpack_core.envtest.cnb.layer import NORMALIZED_CREATED, Layer
+from kpack_core.cnb.layers import Layer
+from kpack_core.envtest.cnb.layer import NORMALIZED_CREATED
 from kpack_core.registry import Descriptor, ImageManifest, RawManifest, Reference, RegistryClient, mediatypes
 
 

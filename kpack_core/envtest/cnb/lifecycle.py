@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kpack_core.cnb.layers import Entry
 from kpack_core.envtest.cnb.image import ImageBuild, assemble_image, json_label
-from kpack_core.envtest.cnb.layer import TarEntry, build_layer_async, directory, executable
+from kpack_core.envtest.cnb.layer import build_layer_async, directory, executable
 from kpack_core.registry import Reference, RegistryClient
 
 LIFECYCLE_METADATA_LABEL = "io.buildpacks.lifecycle.metadata"
@@ -76,7 +77,7 @@ def phase_script(phase: str, version: str, platform_apis: Sequence[str]) -> str:
     )
 
 
-def lifecycle_entries(version: str, apis: LifecycleApis) -> list[TarEntry]:
+def lifecycle_entries(version: str, apis: LifecycleApis) -> list[Entry]:
     platform_apis = (*apis.platform.deprecated, *apis.platform.supported)
     return [
         directory(LIFECYCLE_DIR),

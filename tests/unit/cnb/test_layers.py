@@ -1,4 +1,5 @@
-"""The small layers a builder adds: exact contents, ownership, modes and deterministic bytes."""
+"""The small layers a builder adds: exact contents, ownership, modes and deterministic bytes; and the path rules
+every layer entry (builder or test image) is held to."""
 
 from __future__ import annotations
 
@@ -7,9 +8,20 @@ import io
 import tarfile
 import tomllib
 
+import pytest
+
 from kpack_core.cnb import OrderRef
-from kpack_core.cnb.layers import NORMALIZED_MTIME, default_dirs_layer, order_layer, order_toml, stack_layer
-from kpack_core.registry import sha256_digest
+from kpack_core.cnb.layers import (
+    DIRECTORY_MODE,
+    FILE_MODE,
+    NORMALIZED_MTIME,
+    Entry,
+    default_dirs_layer,
+    order_layer,
+    order_toml,
+    stack_layer,
+)
+from kpack_core.registry import mediatypes, sha256_digest
 
 
 def _members(blob: bytes) -> list[tuple[str, int, int, int, int, bytes | None]]:
@@ -81,3 +93,29 @@ def test_layers_are_byte_for_byte_reproducible_and_digests_are_of_the_bytes() ->
     assert first.diff_id == sha256_digest(gzip.decompress(first.blob))
     assert default_dirs_layer(1, 1).digest != default_dirs_layer(2, 2).digest
     assert order_layer(ORDER[:1]).digest != first.digest
+
+
+def test_a_layer_describes_itself_with_the_media_type_it_was_built_for() -> None:
+    docker, oci = order_layer(ORDER), order_layer(ORDER, mediatypes.OCI_LAYER)
+
+    assert docker.blob == oci.blob  # the same bytes under either type
+    assert (docker.descriptor().media_type, oci.descriptor().media_type) == (
+        mediatypes.DOCKER_LAYER,
+        mediatypes.OCI_LAYER,
+    )
+    assert (oci.descriptor().digest, oci.descriptor().size) == (oci.digest, oci.size)
+
+
+@pytest.mark.parametrize("path", ["", "/", "..", "cnb/../etc", "../cnb", "./cnb", "cnb//order.toml"])
+def test_an_entry_outside_the_layer_root_or_without_a_name_is_rejected(path: str) -> None:
+    with pytest.raises(ValueError, match=f"invalid layer path {path!r}"):
+        Entry(path, FILE_MODE, b"x")
+    with pytest.raises(ValueError, match=f"invalid layer path {path!r}"):
+        Entry(path, DIRECTORY_MODE)
+
+
+def test_entry_paths_are_written_relative() -> None:
+    entry = Entry("/cnb/buildpacks/", DIRECTORY_MODE)
+
+    assert (entry.path, entry.is_directory) == ("cnb/buildpacks", True)
+    assert not Entry("cnb/stack.toml", FILE_MODE, b"").is_directory
