@@ -24,7 +24,8 @@ from kpack_core.registry.locations import BlobLocations
 from kpack_core.registry.manifest import Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform, RawManifest
 from kpack_core.registry.pool import RegistryClients
 from kpack_core.registry.reference import Reference, parse_reference
-from kpack_core.registry.transport import RegistryOptions, RetryPolicy
+from kpack_core.registry.transport import RegistryOptions
+from kpack_core.retry import RetryPolicy
 
 __all__ = [
     "ANONYMOUS",

@@ -10,8 +10,8 @@ full jitter (tenacity); anything else becomes a typed `RegistryError` naming the
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
-import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,24 +19,12 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 from yarl import URL
 
 from kpack_core.registry.auth import ANONYMOUS, Authenticator, Challenge, Credentials, Keychain, pick_challenge
 from kpack_core.registry.errors import RegistryError, TransientError, UnauthorizedError, error_from_response
 from kpack_core.registry.reference import Reference
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retries of transient failures (5xx, 429, no answer). Defaults: 5 attempts within 60 s, backoff from 0.2 s
-    doubling to 5 s with full jitter; a 429's Retry-After is honoured up to `max_retry_after`."""
-
-    attempts: int = 5
-    total: float = 60.0
-    initial_backoff: float = 0.2
-    max_backoff: float = 5.0
-    max_retry_after: float = 10.0
+from kpack_core.retry import RetryPolicy, Transient, parse_retry_after, retried
 
 
 @dataclass(frozen=True)
@@ -46,13 +34,15 @@ class RegistryOptions:
     - `ca_pem`: extra CA certificates (PEM) trusted besides the system ones; None: system trust only.
     - `insecure_registries`: hosts (`host:port`) that may be spoken to over plain HTTP; loopback hosts
       (`localhost`, `127.*`, `::1`) always may. HTTPS is still tried first.
+    - `retry`: how 5xx, 429 and lost connections are retried; default `RetryPolicy(total=60.0)`: 5 attempts within
+      60 s, backoff from 0.2 s doubling to 5 s with full jitter, a Retry-After honoured up to 10 s.
     - `chunk_size`: None uploads blobs in one PUT; a size uploads them in PATCH chunks of that many bytes.
     - `connect_timeout` / `read_timeout`: seconds to connect and between bytes read (default 30 and 300).
     """
 
     ca_pem: bytes | None = None
     insecure_registries: frozenset[str] = frozenset()
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(total=60.0))
     chunk_size: int | None = None
     connect_timeout: float = 30.0
     read_timeout: float = 300.0
@@ -98,15 +88,6 @@ class Answer:
     headers: CIMultiDictProxy[str]
     body: bytes
     url: URL
-
-
-class _Transient(Exception):
-    """A retryable failure inside the retry loop; unwrapped before it reaches the caller."""
-
-    def __init__(self, error: RegistryError, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
 
 
 MAX_AUTHENTICATORS = 256
@@ -224,7 +205,7 @@ class Transport:
                     # A probe: a plain HTTP server fails the TLS handshake at once; retrying it would only cost time.
                     answer = await self._once("GET", ping, {})
                 else:
-                    answer = await self._retried(str(reference), "ping", lambda p=ping: self._once("GET", p, {}))
+                    answer = await self._retried(str(reference), "ping", functools.partial(self._once, "GET", ping, {}))
             except (TimeoutError, aiohttp.ClientError) as exc:
                 message = f"ping over {scheme} failed: {type(exc).__name__}: {exc}"
                 first_failure = first_failure or TransientError(str(reference), message)
@@ -324,43 +305,17 @@ class Transport:
             body = b"" if method == "HEAD" else await response.read()
             return Answer(response.status, response.headers, body, response.url)
 
-    async def _retried(self, name: str, operation: str, call: Any) -> Answer:
-        policy = self.options.retry
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: isinstance(e, _Transient)),
-            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.total),
-            wait=self._wait,
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    try:
-                        answer: Answer = await call()
-                    except (TimeoutError, aiohttp.ClientError) as exc:
-                        error = TransientError(name, f"{operation} failed: {type(exc).__name__}: {exc}")
-                        raise _Transient(error) from exc
-                    if answer.status >= 500 or answer.status == 429:
-                        failed = error_from_response(name, operation, answer.status, answer.body)
-                        transient = TransientError(name, failed.args[0].split(": ", 1)[1], status=answer.status)
-                        raise _Transient(transient, _retry_after(answer.headers))
-                    return answer
-        except _Transient as exc:
-            raise exc.error from exc.__cause__
-        raise AssertionError("unreachable: tenacity either returns or raises")
+    async def _retried(self, name: str, operation: str, call: Callable[[], Awaitable[Answer]]) -> Answer:
+        async def attempt() -> Answer:
+            try:
+                answer = await call()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                error = TransientError(name, f"{operation} failed: {type(exc).__name__}: {exc}")
+                raise Transient(error) from exc
+            if answer.status >= 500 or answer.status == 429:
+                failed = error_from_response(name, operation, answer.status, answer.body)
+                transient = TransientError(name, failed.args[0].split(": ", 1)[1], status=answer.status)
+                raise Transient(transient, parse_retry_after(answer.headers))
+            return answer
 
-    def _wait(self, state: RetryCallState) -> float:
-        policy = self.options.retry
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
-            return min(exc.retry_after, policy.max_retry_after)
-        ceiling = min(policy.max_backoff, policy.initial_backoff * 2 ** (state.attempt_number - 1))
-        return random.uniform(0, ceiling)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        return max(0.0, float(headers["Retry-After"]))
-    except (KeyError, ValueError):
-        return None
+        return await retried(self.options.retry, attempt)

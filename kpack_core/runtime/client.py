@@ -10,7 +10,6 @@ typed error from `errors`. Every HTTP round trip is counted in `rest_client_requ
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,8 +21,9 @@ import aiohttp
 import orjson
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 
+from kpack_core.retry import RetryPolicy as RetryPolicy  # re-exported: callers build a Client's policy from here
+from kpack_core.retry import Transient, parse_retry_after, retried
 from kpack_core.runtime import errors
 from kpack_core.runtime.metrics import REST_CLIENT_REQUESTS
 from kpack_core.runtime.resource import Resource
@@ -43,18 +43,6 @@ class PatchType(Enum):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How transient failures are retried. Defaults: up to 5 attempts within 30 s, backoff 0.2 s doubling to 5 s
-    with full jitter; a Retry-After from the server is honoured (capped at `max_retry_after`)."""
-
-    attempts: int = 5
-    total: float = 30.0
-    initial_backoff: float = 0.2
-    max_backoff: float = 5.0
-    max_retry_after: float = 10.0
-
-
-@dataclass(frozen=True)
 class ObjectList:
     """One complete (all pages) list: the items and the resourceVersion the list was served at."""
 
@@ -69,25 +57,6 @@ class WatchEvent:
     type: str
     object: JSON
     raw: bytes = field(repr=False, default=b"")
-
-
-class _Transient(Exception):
-    """A retryable failure inside the retry loop; unwrapped before it reaches the caller."""
-
-    def __init__(self, error: Exception, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP-date; the apiserver only sends seconds
 
 
 class Client:
@@ -154,10 +123,12 @@ class Client:
             async with self._session.request(method, url, data=body, headers=headers) as response:
                 data = await response.read()
                 self._count(str(response.status), method)
-                status, retry_after = response.status, _retry_after(response.headers)
+                status, retry_after = response.status, parse_retry_after(response.headers)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
             self._count("<error>", method)
-            raise _Transient(errors.TransportError(f"{target}: {method} {path}: {exc!r}")) from exc
+            # No chained cause: the message already carries the aiohttp failure's repr, and callers have always
+            # been handed the TransportError alone.
+            raise Transient(errors.TransportError(f"{target}: {method} {path}: {exc!r}")) from None
         decoded: Any
         try:
             decoded = orjson.loads(data) if data else None
@@ -167,16 +138,8 @@ class Client:
             return decoded
         error = errors.api_error(status, decoded, target, retry_after)
         if status in RETRYABLE_STATUSES:
-            raise _Transient(error, retry_after)
+            raise Transient(error, retry_after)
         raise error
-
-    def _wait(self, state: RetryCallState) -> float:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
-            return min(exc.retry_after, self.retry.max_retry_after)
-        ceiling = min(self.retry.max_backoff, self.retry.initial_backoff * 2 ** (state.attempt_number - 1))
-        return random.uniform(ceiling / 2, ceiling)
 
     async def request(
         self,
@@ -190,19 +153,12 @@ class Client:
     ) -> Any:
         """One API call with the retry policy; returns the decoded JSON answer (None for an empty body)."""
         payload = None if body is None else body if isinstance(body, bytes) else orjson.dumps(body)
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: isinstance(e, _Transient)),
-            stop=stop_after_attempt(self.retry.attempts) | stop_after_delay(self.retry.total),
-            wait=self._wait,
-            reraise=True,
+        # Not full jitter: this client has always waited at least half the backoff ceiling between attempts.
+        return await retried(
+            self.retry,
+            lambda: self._once(method, path, query or {}, payload, content_type, target or path),
+            jitter_floor=0.5,
         )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._once(method, path, query or {}, payload, content_type, target or path)
-        except _Transient as exc:
-            raise exc.error from exc.error.__cause__
-        raise AssertionError("unreachable: tenacity either returns or raises")
 
     # -- verbs --------------------------------------------------------------------------------------------------
 
@@ -415,7 +371,7 @@ class Client:
             decoded: Any = orjson.loads(data)
         except orjson.JSONDecodeError:
             decoded = data
-        raise errors.api_error(response.status, decoded, target, _retry_after(response.headers))
+        raise errors.api_error(response.status, decoded, target, parse_retry_after(response.headers))
 
     async def _events(
         self, response: aiohttp.ClientResponse, inactivity_timeout: float, target: str
