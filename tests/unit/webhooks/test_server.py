@@ -88,6 +88,8 @@ async def test_health_and_readiness(running: Running) -> None:
         for path in ("/healthz", "/readyz"):
             async with session.get(running.url + path, ssl=client_context(running.certificates)) as response:
                 assert (response.status, await response.text()) == (200, "ok")
+            async with session.head(running.url + path, ssl=client_context(running.certificates)) as response:
+                assert (response.status, await response.read()) == (200, b"")
 
 
 async def test_garbage_gets_400_and_the_server_keeps_serving(running: Running) -> None:
