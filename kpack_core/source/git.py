@@ -47,7 +47,7 @@ from kpack_core.source.errors import (
 )
 from kpack_core.source.gitcli import remote_error, run_git
 from kpack_core.source.gitenv import GitSession, SshOptions, applicable
-from kpack_core.source.history import HistoryCache
+from kpack_core.source.history import DEFAULT_MAX_REPOSITORIES, HistoryCache
 from kpack_core.source.refs import (
     AdvertisedRef,
     LsRemoteParseError,
@@ -76,6 +76,9 @@ class GitResolverOptions:
     """Check that a full sha exists on the remote (kpack 0.4.0 did not); off, any full sha is a Commit."""
     ssh: SshOptions = field(default_factory=SshOptions)
     """Host key policy and connect timeout for SSH remotes."""
+    history_repositories: int = DEFAULT_MAX_REPOSITORIES
+    """How many remotes' commit histories (for short and unadvertised shas) stay cached; the least recently used
+    beyond that are deleted and fetched afresh when needed again."""
 
 
 class GitResolver:
@@ -83,7 +86,7 @@ class GitResolver:
 
     def __init__(self, cache_dir: Path, options: GitResolverOptions | None = None) -> None:
         self.options = options or GitResolverOptions()
-        self.history = HistoryCache(cache_dir)
+        self.history = HistoryCache(cache_dir, max_repositories=self.options.history_repositories)
 
     async def resolve(
         self,
@@ -138,7 +141,7 @@ class GitResolver:
     async def _verify_commit(self, session: GitSession, remote: GitUrl, revision: str, sha: str) -> None:
         """Raises UnknownRevisionError unless commit `sha` exists on the remote."""
         history = self.history
-        async with history.lock(remote):
+        async with history.using(remote):
             if await history.commits_with_prefix(session, remote, sha, sync=False):
                 return
             if await history.fetch_commit(session, remote, sha) and await history.commits_with_prefix(
@@ -151,7 +154,7 @@ class GitResolver:
 
     async def _expand(self, session: GitSession, remote: GitUrl, revision: str, prefix: str) -> str:
         """The one commit of the remote's branches and tags that `prefix` abbreviates."""
-        async with self.history.lock(remote):
+        async with self.history.using(remote):
             commits = await self.history.commits_with_prefix(session, remote, prefix, sync=True)
         if not commits:
             raise UnknownRevisionError(remote.redacted, revision)

@@ -7,17 +7,24 @@ transfers only what is new. The remote's URL is never written into the repositor
 get it as `remote.origin.url` in the child's environment, and local commands get no URL at all, so a partial
 clone's lazy fetch of a missing object cannot reach the network behind our back.
 
-One lock per repository serialises the git processes of this controller on it (a leader-elected controller is the
-only writer). A repository left damaged by a killed fetch is deleted; the next resolution starts it afresh.
-Repositories are named by a hash of the URL and never removed otherwise; the directory grows with the number of
-remotes resolved by sha.
+A resolution holds its remote's repository with `using(remote)`: one lock per repository serialises the git
+processes of this controller on it (a leader-elected controller is the only writer), and a held repository is never
+evicted. Repositories are named by a hash of the URL. The cache is bounded: each use marks its repository (the
+directory's mtime), and past `max_repositories` the least recently used ones nobody holds are deleted, so the
+directory follows the remotes in use rather than every remote ever resolved by sha; an evicted remote is simply
+fetched afresh next time. A repository left damaged by a killed fetch is deleted too. Locks live only while held or
+awaited.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import shutil
+from collections import Counter
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 
 import structlog
@@ -36,23 +43,45 @@ _REMOTE = "origin"
 _NOT_SERVED = ("not our ref", "couldn't find remote ref", "unadvertised object", "no such remote ref")
 
 
-class HistoryCache:
-    """Bare repositories under `directory`, one per remote URL."""
+DEFAULT_MAX_REPOSITORIES = 64
 
-    def __init__(self, directory: Path) -> None:
+
+class HistoryCache:
+    """Bare repositories under `directory`, one per remote URL, at most `max_repositories` kept once unused."""
+
+    def __init__(self, directory: Path, *, max_repositories: int = DEFAULT_MAX_REPOSITORIES) -> None:
+        if max_repositories < 1:
+            raise ValueError(f"max_repositories must be at least 1, got {max_repositories}")
         self.directory = directory
+        self.max_repositories = max_repositories
         self._locks: dict[Path, asyncio.Lock] = {}
+        self._holders: Counter[Path] = Counter()
 
     def path_for(self, remote: GitUrl) -> Path:
         """The repository of a remote: a hash of its URL, so no credential in a URL reaches a file name."""
         return self.directory / (hashlib.sha256(remote.url.encode()).hexdigest()[:32] + ".git")
 
-    def lock(self, remote: GitUrl) -> asyncio.Lock:
-        return self._locks.setdefault(self.path_for(remote), asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def using(self, remote: GitUrl) -> AsyncIterator[None]:
+        """Hold the remote's repository: its lock for the block, and no eviction while held or awaited. On the way
+        out the repository is marked as just used, and the cache trimmed to `max_repositories`."""
+        path = self.path_for(remote)
+        lock = self._locks.setdefault(path, asyncio.Lock())
+        self._holders[path] += 1
+        try:
+            async with lock:
+                yield
+                await asyncio.to_thread(_mark_used, path)
+        finally:
+            self._holders[path] -= 1
+            if not self._holders[path]:
+                del self._holders[path], self._locks[path]
+        for evicted in await asyncio.to_thread(_evict, self.directory, self.max_repositories, set(self._holders)):
+            log.info("git history cache evicted", repository=evicted.name)
 
     async def commits_with_prefix(self, session: GitSession, remote: GitUrl, prefix: str, *, sync: bool) -> list[str]:
         """The commits of the cached history whose ids start with `prefix` (lowercase hex); with `sync`, the
-        history is first brought up to date with the remote's branches and tags. Caller holds `lock(remote)`."""
+        history is first brought up to date with the remote's branches and tags. Caller is `using(remote)`."""
         repository = await self._ensure(session, remote)
         if sync:
             await self._fetch(session, remote, repository, REFSPECS, prune=True)
@@ -60,7 +89,7 @@ class HistoryCache:
 
     async def fetch_commit(self, session: GitSession, remote: GitUrl, sha: str) -> bool:
         """Fetches commit `sha` by id (servers may give out any reachable commit). False when the server does not
-        have it or will not give it by id; other failures raise. Caller holds `lock(remote)`."""
+        have it or will not give it by id; other failures raise. Caller is `using(remote)`."""
         repository = await self._ensure(session, remote)
         result = await self._run_fetch(session, remote, repository, (sha,), prune=False)
         if result.ok:
@@ -159,3 +188,27 @@ async def _batch_check(session: GitSession, repository: Path, oids: list[str]) -
         oid, _, kind = line.partition(" ")
         pairs.append((oid, kind))
     return pairs
+
+
+def _mark_used(repository: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):  # a failed creation or a killed fetch discarded it
+        os.utime(repository)
+
+
+def _evict(directory: Path, keep: int, held: Collection[Path]) -> list[Path]:
+    """Deletes the least recently used repositories of `directory` not in `held` until at most `keep` remain (or
+    only held ones are left over); returns those deleted."""
+    used: list[tuple[float, Path]] = []
+    with contextlib.suppress(FileNotFoundError):
+        for path in directory.glob("*.git"):
+            with contextlib.suppress(FileNotFoundError):
+                used.append((path.stat().st_mtime, path))
+    excess = len(used) - keep
+    evicted: list[Path] = []
+    for _, path in sorted(used):
+        if len(evicted) >= excess:
+            break
+        if path not in held:
+            shutil.rmtree(path, ignore_errors=True)
+            evicted.append(path)
+    return evicted

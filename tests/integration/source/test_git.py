@@ -314,6 +314,28 @@ async def test_concurrent_short_sha_lookups_share_one_cache(history: History, re
     )
 
     assert [r.revision for r in results] == [history.first, history.second] * 3
+    assert list(resolver.history.directory.glob("*.git")) == [
+        resolver.history.path_for(parse_git_url(history.repo.url))
+    ]
+    assert resolver.history._locks == {}  # no lock kept once nobody holds or awaits it
+
+
+async def test_history_cache_keeps_the_most_recently_used_remotes(
+    git_server: GitServer, unique_name: str, tmp_path: Path
+) -> None:
+    repos = [await git_server.create_repository(f"{unique_name}-{i}") for i in range(3)]
+    firsts = [await repo.commit({"app.py": f"print({i})\n"}) for i, repo in enumerate(repos)]
+    resolver = GitResolver(tmp_path / "cache", GitResolverOptions(timeout=30, history_repositories=2))
+    path = [resolver.history.path_for(parse_git_url(repo.url)) for repo in repos]
+
+    for repo, first in zip(repos, firsts, strict=True):
+        assert (await resolver.resolve(repo.url, first[:7])).revision == first
+    assert sorted(resolver.history.directory.glob("*.git")) == sorted(path[1:])  # the oldest went
+
+    # Using the second again makes the third the least recently used; the first comes back, fetched afresh.
+    assert (await resolver.resolve(repos[1].url, firsts[1][:7])).revision == firsts[1]
+    assert (await resolver.resolve(repos[0].url, firsts[0][:7])).revision == firsts[0]
+    assert sorted(resolver.history.directory.glob("*.git")) == sorted([path[0], path[1]])
 
 
 # --- credentials --------------------------------------------------------------------------------------------------
