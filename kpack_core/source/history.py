@@ -71,12 +71,14 @@ class HistoryCache:
         try:
             async with lock:
                 yield
-                await asyncio.to_thread(_mark_used, path)
         finally:
             self._holders[path] -= 1
             if not self._holders[path]:
                 del self._holders[path], self._locks[path]
-        for evicted in await asyncio.to_thread(_evict, self.directory, self.max_repositories, set(self._holders)):
+        # Marked after the lock is released, in the same thread hop as the trim: marked last, it is the newest, so the
+        # trim never takes it.
+        held = set(self._holders)
+        for evicted in await asyncio.to_thread(_mark_used_and_trim, path, self.max_repositories, held):
             log.info("git history cache evicted", repository=evicted.name)
 
     async def commits_with_prefix(self, session: GitSession, remote: GitUrl, prefix: str, *, sync: bool) -> list[str]:
@@ -190,9 +192,10 @@ async def _batch_check(session: GitSession, repository: Path, oids: list[str]) -
     return pairs
 
 
-def _mark_used(repository: Path) -> None:
+def _mark_used_and_trim(repository: Path, keep: int, held: Collection[Path]) -> list[Path]:
     with contextlib.suppress(FileNotFoundError):  # a failed creation or a killed fetch discarded it
         os.utime(repository)
+    return _evict(repository.parent, keep, held)
 
 
 def _evict(directory: Path, keep: int, held: Collection[Path]) -> list[Path]:
