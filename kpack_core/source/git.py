@@ -80,6 +80,15 @@ class GitResolverOptions:
     """How many remotes' commit histories (for short and unadvertised shas) stay cached; the least recently used
     beyond that are deleted and fetched afresh when needed again."""
 
+    def __post_init__(self) -> None:
+        # Checked here rather than where each value is used, so the message names the option the user set.
+        if not self.timeout > 0:
+            raise ValueError(f"GitResolverOptions.timeout must be > 0 seconds, got {self.timeout}")
+        if self.history_repositories < 1:
+            raise ValueError(
+                f"GitResolverOptions.history_repositories must be at least 1, got {self.history_repositories}"
+            )
+
 
 class GitResolver:
     """Resolves git revisions; `cache_dir` holds the history caches needed for short (and unadvertised) shas."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kpack_core.registry import RegistryClient
 from kpack_core.source import (
     GitResolver,
+    GitResolverOptions,
     GitSourceType,
     InvalidSourceError,
     ResolvedBlob,
@@ -111,3 +114,16 @@ def test_resolved_blob_and_registry_status_forms() -> None:
             "imagePullSecrets": [{"name": "pull"}],
         }
     }
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"history_repositories": 0}, "GitResolverOptions.history_repositories must be at least 1, got 0"),
+        ({"timeout": 0}, "GitResolverOptions.timeout must be > 0 seconds, got 0"),
+        ({"timeout": -1.5}, "GitResolverOptions.timeout must be > 0 seconds, got -1.5"),
+    ],
+)
+def test_bad_git_resolver_options_name_the_option(options: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        GitResolverOptions(**options)
