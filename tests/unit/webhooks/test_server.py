@@ -15,6 +15,7 @@ import orjson
 import pytest
 import pytest_asyncio
 from cryptography import x509
+from yarl import URL
 
 from kpack_core.runtime.metrics import REGISTRY, exposition
 from kpack_webhooks.certificates import LOCAL_HOSTS, Certificates, generate
@@ -127,6 +128,18 @@ async def test_unknown_paths_get_404(running: Running) -> None:
                 method, running.url + path, data=b"{}", ssl=client_context(running.certificates)
             ) as response:
                 assert response.status == 404, (method, path)
+
+
+async def test_percent_encoded_paths_are_decoded(running: Running) -> None:
+    body = conversion_body(toy.widget("a", size=1))
+    async with aiohttp.ClientSession() as session:
+        for path, status in (("/%63onvert", 200), ("/conv%65rt?timeout=30s", 200), ("/%2Fconvert", 404)):
+            # `encoded=True`: sent as written, not normalised by yarl on the way out.
+            url = URL(running.url + path, encoded=True)
+            async with session.post(url, data=body, ssl=client_context(running.certificates)) as response:
+                assert response.status == status, path
+                if status == 200:
+                    assert (await response.json())["response"]["result"]["status"] == "Success"
 
 
 async def raw_exchange(running: Running, head: bytes, body: bytes) -> tuple[bytes, bytes]:
