@@ -1,5 +1,6 @@
 # kpack-py developer entry points. `make test` does all of its own set-up on a fresh machine:
-# envtest binaries (built once into .cache/), Debian packages, the virtualenv, then lint, types and tests.
+# envtest binaries (built once into .cache/), Debian packages, the virtualenv (with the native extension, built
+# by cargo: Rust comes with the machine), then lint, types and tests.
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := test
@@ -8,7 +9,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 DEBIAN_PACKAGES := etcd-server docker-registry git skopeo openssh-server
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+# Reinstalled (and the native extension rebuilt) when the project or the Rust sources change.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml native/Cargo.toml native/Cargo.lock native/src/*.rs | md5sum | cut -c1-12)
+# Rust builds are kept across runs (a clean build of the extension takes about a minute).
+export CARGO_TARGET_DIR := $(CURDIR)/.cache/cargo-target
 
 .PHONY: test lint typecheck pytest unit integration bench run envtest cosign packages venv clean
 
@@ -36,6 +40,8 @@ $(STAMP): pyproject.toml
 lint: venv
 	$(VENV)/bin/ruff check kpack_core kpack_controllers kpack_webhooks tests
 	$(VENV)/bin/ruff format --check kpack_core kpack_controllers kpack_webhooks tests
+	cargo fmt --manifest-path native/Cargo.toml --check
+	cargo clippy --quiet --manifest-path native/Cargo.toml --release -- -D warnings
 
 typecheck: venv
 	$(VENV)/bin/mypy

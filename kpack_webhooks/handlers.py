@@ -10,7 +10,7 @@ what is registered cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -88,6 +88,9 @@ class Registry:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], Entry] = {}
+        self.review_converter: Callable[[bytes], bytes | None] | None = None
+        """Answers a whole ConversionReview from its body, or None to leave it to the handlers (set by whoever
+        fills the registry: `kpack_webhooks.kinds` sets the native converter, `kpack_webhooks.fastconvert`)."""
 
     def register(self, info: KindInfo, handlers: KindHandlers) -> None:
         key = (info.group, info.kind)

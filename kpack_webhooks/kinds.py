@@ -1,5 +1,6 @@
 """The kinds the kpack webhooks serve: every kpack.io kind of `kpack_core.apis.kinds`, converted losslessly
-through the v1alpha2 hub, defaulted and validated in both versions.
+through the v1alpha2 hub (reviews of reads through v1alpha1 answered by the native fast path, `fastconvert`),
+defaulted and validated in both versions.
 
 Whether the cluster has a default StorageClass (the Image cache-volume rules depend on it) is asked of a callable,
 in the server a `storageclasses.DefaultStorageClass` watching StorageClasses.
@@ -12,7 +13,8 @@ from collections.abc import Callable
 from kpack_core.apis import errors as api_errors
 from kpack_core.apis.base import GROUP, JSON
 from kpack_core.apis.conversion import ConversionError as ApiConversionError
-from kpack_core.apis.kinds import KINDS, convert_object, default_object, validate_object
+from kpack_core.apis.kinds import CONVERSIONS, KINDS, convert_object, default_object, validate_object
+from kpack_webhooks.fastconvert import review_converter
 from kpack_webhooks.handlers import ConversionError, KindInfo, Registry
 
 
@@ -53,4 +55,5 @@ def registry(has_default_storage_class: Callable[[], bool] = lambda: False) -> R
     handlers = KpackKindHandlers(has_default_storage_class)
     for info in KINDS:
         kinds.register(KindInfo(GROUP, info.kind, info.plural, tuple(info.models)), handlers)
+    kinds.review_converter = review_converter((entry.info, CONVERSIONS[entry.info.kind]) for entry in kinds)
     return kinds
