@@ -11,8 +11,10 @@ PYTHON ?= python3
 DEBIAN_PACKAGES := etcd-server docker-registry git skopeo openssh-server
 # Reinstalled (and the native extension rebuilt) when the project or the Rust sources change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml native/Cargo.toml native/Cargo.lock native/src/*.rs | md5sum | cut -c1-12)
-# Rust builds are kept across runs (a clean build of the extension takes about a minute).
+# Rust builds are kept across runs (a clean build of the extension takes about a minute). rustup installs cargo in
+# ~/.cargo/bin, which a non-login shell (CI's) may not have on its PATH.
 export CARGO_TARGET_DIR := $(CURDIR)/.cache/cargo-target
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: test lint typecheck pytest unit integration bench run envtest cosign packages venv clean
 
@@ -32,6 +34,7 @@ packages:
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
+	@command -v cargo >/dev/null || { echo "make: cargo not found: install Rust (https://rustup.rs) to build native/" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'

@@ -314,3 +314,34 @@ def test_a_native_converter_that_raises_is_answered_as_an_internal_error() -> No
     assert reply.status == 500
     assert orjson.loads(reply.body)["message"] == "internal error in the webhook: RuntimeError"
     assert [type(c) for c in reply.crashes] == [RuntimeError]
+
+
+def mostly(draw: st.DrawFn, usual: st.SearchStrategy[Any]) -> Any:
+    """A value of `usual` nine times in ten, else any JSON."""
+    return draw(usual) if draw(st.integers(0, 9)) else draw(FREE_JSON)
+
+
+@st.composite
+def kpack_reviews(draw: st.DrawFn) -> bytes:
+    """ConversionReviews of kpack objects, each part usually right and sometimes anything."""
+    versions = st.sampled_from([V1, V2, V1, V2, "kpack.io/v9", "v1alpha1", ""])
+    objects = []
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(sorted(REGISTRY)))
+        body = draw(for_model(REGISTRY[kind].versions[HUB_VERSION].model))
+        obj = {"apiVersion": mostly(draw, versions), "kind": mostly(draw, st.just(kind)), **body}
+        obj["metadata"] = mostly(draw, METADATA)
+        objects.append(obj if draw(st.integers(0, 9)) else draw(FREE_JSON))
+    request = {"uid": mostly(draw, st.just("uid-1")), "desiredAPIVersion": mostly(draw, versions)}
+    request["objects"] = objects if draw(st.integers(0, 9)) else draw(FREE_JSON)
+    review = {"apiVersion": mostly(draw, st.just("apiextensions.k8s.io/v1"))}
+    review["kind"] = mostly(draw, st.just("ConversionReview"))
+    review["request"] = request if draw(st.integers(0, 19)) else draw(FREE_JSON)
+    return orjson.dumps(review)
+
+
+@given(body=kpack_reviews())
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_kpack_reviews_with_anything_anywhere_are_answered_as_the_python_path_answers_them(body: bytes) -> None:
+    native = assert_same_answer(body, KPACK)
+    event(f"the native path answers: {native is not None}")
