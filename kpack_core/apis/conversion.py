@@ -196,8 +196,10 @@ def _replay(obj: JSON, patch: JSON) -> None:
 
 
 def _describe(obj: JSON) -> str:
-    metadata = obj.get("metadata") or {}
-    name = f"{metadata.get('namespace')}/{metadata.get('name')}" if metadata.get("namespace") else metadata.get("name")
+    metadata = obj.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    name = metadata.get("name") or "<unnamed>"
+    name = f"{metadata.get('namespace')}/{name}" if metadata.get("namespace") else name
     return f"{obj.get('kind', '?')} {name}"
 
 
@@ -292,6 +294,24 @@ def up(old: JSON, conversion: KindConversion) -> JSON:
     return hub
 
 
+def _check_metadata(obj: JSON) -> None:
+    """`metadata` and its `annotations` are objects (or null), or the conversion, which reads and writes the
+    annotation, cannot be done: a clear error rather than whatever a dict operation on a string raises."""
+    metadata = obj.get("metadata")
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise ConversionError(f"{_describe(obj)}: metadata is a JSON {_json_type(metadata)}, not an object")
+    annotations = metadata.get("annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        message = f"metadata.annotations is a JSON {_json_type(annotations)}, not an object"
+        raise ConversionError(f"{_describe(obj)}: {message}")
+
+
+def _json_type(value: Any) -> str:
+    return {str: "string", bool: "boolean", int: "number", float: "number", list: "array"}.get(type(value), "value")
+
+
 _VERSIONS = (HUB_VERSION, "v1alpha1")
 _ROUTES = {(f"{GROUP}/{a}", f"{GROUP}/{b}"): b for a in _VERSIONS for b in _VERSIONS if a != b}
 """(apiVersion, desired apiVersion) -> desired version, for every conversion between two served versions."""
@@ -305,6 +325,7 @@ def convert(obj: JSON, desired_api_version: str, conversions: dict[str, KindConv
     route = _ROUTES.get((api_version, desired_api_version))
     conversion = conversions.get(kind)
     if route is not None and conversion is not None:
+        _check_metadata(obj)
         if route == HUB_VERSION:
             return up(obj, conversion)
         return down(obj, conversion, route)

@@ -106,6 +106,12 @@ impl Converter {
             .find(|(from, to, _)| *from == api_version && to == desired)
             .ok_or(Fallback)?;
         let (mut old, dropped, hub_metadata) = plan.run(obj)?;
+        if hub_metadata
+            .as_ref()
+            .is_some_and(|metadata| !plain_metadata(metadata))
+        {
+            return Err(Fallback); // refused by the Python path, with its message
+        }
         old.set(Cow::Borrowed("apiVersion"), Node::Raw(desired_raw));
         if let Some(metadata) = hub_metadata {
             old.set(Cow::Borrowed("metadata"), self.without_annotation(metadata));
@@ -213,6 +219,16 @@ fn guide(at: At, key: Option<&str>) -> Option<At> {
         (At::Metadata, Some("annotations")) => Some(At::Metadata),
         (At::Object | At::Body, _) => Some(At::Body),
         _ => None,
+    }
+}
+
+/// Whether `metadata`, and its annotations, are objects or null (what the conversion converts).
+fn plain_metadata(metadata: &Node<'_>) -> bool {
+    match metadata {
+        Node::Obj(meta) => meta
+            .get("annotations")
+            .is_none_or(|a| matches!(a.kind(), b'{' | b'n')),
+        node => node.kind() == b'n',
     }
 }
 

@@ -120,6 +120,34 @@ def test_unknown_kinds_and_versions_are_refused(obj: dict[str, object], target: 
         convert(obj, target, CONVERSIONS)
 
 
+@pytest.mark.parametrize("version", ["v1alpha1", "v1alpha2"])
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ("m", "Thing <unnamed>: metadata is a JSON string, not an object"),
+        (["x"], "Thing <unnamed>: metadata is a JSON array, not an object"),
+        ({"name": "t", "annotations": "a"}, "Thing t: metadata.annotations is a JSON string, not an object"),
+        ({"name": "t", "namespace": "n", "annotations": 5}, "Thing n/t: metadata.annotations is a JSON number"),
+    ],
+)
+def test_metadata_or_annotations_that_are_not_objects_are_a_clear_error(
+    version: str, metadata: object, message: str
+) -> None:
+    obj = {"apiVersion": f"kpack.io/{version}", "kind": "Thing", "metadata": metadata, "spec": {"tag": "x"}}
+    target = "kpack.io/v1alpha2" if version == "v1alpha1" else "kpack.io/v1alpha1"
+    with pytest.raises(ConversionError) as refused:
+        convert(obj, target, CONVERSIONS)
+    assert str(refused.value).startswith(message)
+
+
+@pytest.mark.parametrize("metadata", [None, {"name": "t", "annotations": None}])
+def test_null_metadata_or_annotations_convert(metadata: object) -> None:
+    obj = {"apiVersion": "kpack.io/v1alpha2", "kind": "Thing", "metadata": metadata, "spec": {"tag": "x", "y": 1}}
+    old = convert(obj, "kpack.io/v1alpha1", CONVERSIONS)
+    assert ANNOTATION in old["metadata"]["annotations"]
+    assert convert(old, "kpack.io/v1alpha2", CONVERSIONS)["spec"] == {"tag": "x", "y": 1}
+
+
 @settings(max_examples=300, deadline=None)
 @given(spec=for_model(NewSpec), status=for_model(NewStatus))
 def test_hub_round_trip_is_exact(spec: dict[str, object], status: dict[str, object]) -> None:

@@ -243,6 +243,8 @@ def deep(levels: int) -> Any:
         ("nesting deeper than the native reader goes", review([{**IMAGE, "status": {"x": deep(140)}}])),
         ("annotations that are not an object", review([{**IMAGE, "metadata": {"name": "a", "annotations": []}}])),
         ("metadata that is not an object", review([{**IMAGE, "metadata": "m"}])),
+        ("the same, nothing lost", review([{**IMAGE, "metadata": "m", "spec": {"tag": "t"}}])),
+        ("annotations that are a string", review([{**IMAGE, "metadata": {"annotations": "a"}, "spec": {"tag": "t"}}])),
     ],
 )
 def test_what_the_native_path_leaves_is_answered_by_the_python_path(why: str, body: bytes) -> None:
@@ -251,12 +253,22 @@ def test_what_the_native_path_leaves_is_answered_by_the_python_path(why: str, bo
     assert same(reviews.convert(body, KPACK), python_answer(body, KPACK))
 
 
-def test_a_failing_object_fails_the_whole_review_with_the_python_paths_message() -> None:
-    body = review([IMAGE, {**IMAGE, "kind": "Pod"}])
-    reply = reviews.convert(body, KPACK)
+@pytest.mark.parametrize(
+    ("objects", "message"),
+    [
+        ([IMAGE, {**IMAGE, "kind": "Pod"}], "kind Pod.kpack.io is not converted by this webhook"),
+        ([{**IMAGE, "metadata": {"name": "a", "annotations": []}}], "metadata.annotations is a JSON array, not an"),
+        ([{**IMAGE, "metadata": "m"}], "metadata is a JSON string, not an object"),
+    ],
+)
+def test_a_failing_object_fails_the_whole_review_with_the_python_paths_message(
+    objects: list[Any], message: str
+) -> None:
+    reply = reviews.convert(review(objects), KPACK)
     result = orjson.loads(reply.body)["response"]["result"]
     assert result["status"] == "Failure"
-    assert "kind Pod.kpack.io is not converted by this webhook" in result["message"]
+    assert message in result["message"]
+    assert reply.crashes == ()
 
 
 def test_kinds_without_a_plan_or_not_converted_are_passed_through_only() -> None:
