@@ -11,7 +11,9 @@ total: whatever the body, it returns a `Reply` and never raises. Which answer, w
   message naming the object (kind, namespace/name) and the problem; an AdmissionReview with `allowed: false` and a
   `status` (code 400 for a malformed request, 422 `Invalid` for violations, 500 when a handler crashed).
 * A conversion converts every object in request order, or fails as a whole on the first object that cannot be: the
-  apiserver fails the whole client request anyway. Objects already in the desired version are passed through.
+  apiserver fails the whole client request anyway. Objects already in the desired version are passed through. A
+  ConversionReview the registry's `review_converter` answers (the native fast path, `fastconvert`) gets its answer,
+  which is the one these rules give; whatever it leaves (None) is answered here.
 * Defaulting answers with an RFC 6902 `JSONPatch` (base64) from the object received to the defaulted one, or no
   patch when nothing changed. DELETE and CONNECT requests are allowed untouched by both admission endpoints.
 
